@@ -1,0 +1,1 @@
+"""Benchmarks: ONNX paths against the torch path."""

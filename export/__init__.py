@@ -1,0 +1,1 @@
+"""Product-similarity cross-encoder: export to ONNX with a parity gate."""

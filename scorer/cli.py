@@ -1,0 +1,39 @@
+"""The `scorer` command line: a Click group whose commands load lazily.
+
+`scorer run` must start fast and never import torch, so each command's module is
+imported only when that command is invoked.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "run": "scorer.run_cmd:run",
+    "export": "export.cli:export",
+    "verify": "export.cli:verify",
+    "train": "train.cli:train",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="product-scorer")
+def main() -> None:
+    """Score (query, candidate) product pairs with a cross-encoder exported to ONNX."""

@@ -1,0 +1,1 @@
+"""Fine-tuning the product-similarity cross-encoder and its sample catalogue."""
