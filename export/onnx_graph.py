@@ -1,0 +1,53 @@
+"""fp32 ONNX graph of a CrossEncoder checkpoint: optimum's exporter, then ONNX Runtime's transformer
+fusions where they help (BERT family; ModernBERT's graph gains nothing from them, BRIEF §4)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnx
+from optimum.exporters.onnx import main_export
+from transformers import AutoConfig
+
+# model_type -> ORT transformer-optimizer model type, for architectures whose fusions pay off
+FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert"}
+OPSET = 17
+
+
+def export_fp32(checkpoint: Path, work_dir: Path) -> Path:
+    """Export `checkpoint` as a text-classification graph; returns the path of the (fused) fp32 model."""
+    raw_dir = work_dir / "optimum"
+    logging.getLogger("optimum").setLevel(logging.ERROR)
+    main_export(
+        str(checkpoint),
+        output=raw_dir,
+        task="text-classification",
+        library_name="transformers",
+        opset=OPSET,
+        do_validation=False,
+        local_files_only=True,
+        model_kwargs=None,
+    )
+    raw = raw_dir / "model.onnx"
+    config = AutoConfig.from_pretrained(str(checkpoint))
+    fused = work_dir / "model.fp32.onnx"
+    if config.model_type in FUSIONS:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(
+            str(raw),
+            model_type=FUSIONS[config.model_type],
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=1,
+            use_gpu=False,
+        )
+        optimized.save_model_to_file(str(fused))
+    else:
+        onnx.save(onnx.load(str(raw)), str(fused))
+    return fused
+
+
+def input_names(path: Path) -> list[str]:
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]

@@ -1,0 +1,98 @@
+"""Score-comparison and ranking metrics, in numpy only (used by export, verify, train, benchmarks).
+
+>>> round(spearman([1, 2, 3, 4], [10, 20, 30, 25]), 3)
+0.8
+>>> decision_flips([0.4, 0.6, 0.7], [0.6, 0.6, 0.7], threshold=0.5)
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean rank), as scipy.stats.rankdata does."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_vals = values[order]
+    ranks = np.empty(len(values), dtype=np.float64)
+    boundaries = np.flatnonzero(np.diff(sorted_vals)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(values)]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end - 1) / 2.0
+    return ranks
+
+
+def spearman(a: ArrayLike, b: ArrayLike) -> float:
+    """Spearman rank correlation of two score vectors (1.0 when both are constant and equal)."""
+    x, y = _ranks(np.asarray(a, np.float64)), _ranks(np.asarray(b, np.float64))
+    if len(x) < 2:
+        return 1.0
+    sx, sy = x.std(), y.std()
+    if sx == 0 or sy == 0:
+        return 1.0 if np.array_equal(np.asarray(a), np.asarray(b)) else 0.0
+    return float(((x - x.mean()) * (y - y.mean())).mean() / (sx * sy))
+
+
+def decision_flips(reference: ArrayLike, candidate: ArrayLike, threshold: float) -> int:
+    """How many pairs land on a different side of `threshold` (score >= threshold = match)."""
+    ref = np.asarray(reference) >= threshold
+    cand = np.asarray(candidate) >= threshold
+    return int(np.count_nonzero(ref != cand))
+
+
+def ndcg_at_k(groups: ArrayLike, relevance: ArrayLike, scores: ArrayLike, k: int = 10) -> float:
+    """Mean NDCG@k over groups (e.g. one group per query); groups without relevant items are skipped."""
+    groups = np.asarray(groups)
+    relevance = np.asarray(relevance, np.float64)
+    scores = np.asarray(scores, np.float64)
+    values = []
+    for group in np.unique(groups):
+        mask = groups == group
+        rel = relevance[mask]
+        if rel.max(initial=0.0) <= 0:
+            continue
+        discounts = 1.0 / np.log2(np.arange(2, min(k, len(rel)) + 2))
+        ranked = rel[np.argsort(-scores[mask], kind="mergesort")][:k]
+        ideal = np.sort(rel)[::-1][:k]
+        values.append(float((ranked * discounts).sum() / (ideal * discounts).sum()))
+    return float(np.mean(values)) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Precision, recall and F1 of thresholded scores against 0/1 labels."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def classify(labels: ArrayLike, scores: ArrayLike, threshold: float) -> Classification:
+    """Precision/recall/F1 when `score >= threshold` predicts a match."""
+    truth = np.asarray(labels) > 0.5
+    predicted = np.asarray(scores) >= threshold
+    tp = int(np.count_nonzero(truth & predicted))
+    precision = tp / max(int(predicted.sum()), 1)
+    recall = tp / max(int(truth.sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Classification(float(threshold), precision, recall, f1)
+
+
+def best_threshold(labels: ArrayLike, scores: ArrayLike) -> Classification:
+    """The threshold (among midpoints of sorted distinct scores) that maximises F1."""
+    distinct = np.unique(np.asarray(scores, np.float64))
+    candidates = np.concatenate([distinct[:1], (distinct[1:] + distinct[:-1]) / 2]) if len(distinct) else [0.5]
+    best = classify(labels, scores, 0.5)
+    for threshold in candidates:
+        result = classify(labels, scores, float(threshold))
+        if result.f1 > best.f1:
+            best = result
+    return best

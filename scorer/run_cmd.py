@@ -1,0 +1,96 @@
+"""`scorer run INPUT... -m ARTIFACT_DIR -o OUTPUT.parquet`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from scorer.output import OutputLock, check_output_path, staging_dir
+from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel
+from scorer.reader import ON_NULL, open_inputs, resolve_inputs
+from scorer.runner import RunSettings, run as run_job
+from scorer.session import resolve_precision
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-m", "--model", "artifact", required=True, type=click.Path(path_type=Path), help="Artifact directory.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output Parquet file.")
+@click.option("--query-col", default="query", show_default=True)
+@click.option("--candidate-col", default="candidate", show_default=True)
+@click.option("--score-col", default="score", show_default=True, help="Name of the added score column.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "int8", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="auto: fp16 on CUDA, int8 on CPU.",
+)
+@click.option("--batch-tokens", type=click.IntRange(min=8), default=DEFAULT_BATCH_TOKENS, show_default=True,
+              help="Padded tokens per batch.")
+@click.option("--window-rows", type=click.IntRange(min=1), default=DEFAULT_WINDOW_ROWS, show_default=True,
+              help="Rows read, sorted and committed together.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads [all cores].")
+@click.option("--on-null", type=click.Choice(ON_NULL), default="error", show_default=True,
+              help="error: stop naming the row; null: keep the row with a null score.")
+@click.option("--restart", is_flag=True, help="Discard progress saved by an earlier interrupted run.")
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="Write a JSON run report here.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal].")
+def run(
+    inputs: tuple[str, ...],
+    artifact: Path,
+    output: Path,
+    query_col: str,
+    candidate_col: str,
+    score_col: str,
+    precision: str,
+    batch_tokens: int,
+    window_rows: int,
+    threads: int | None,
+    on_null: str,
+    restart: bool,
+    report: Path | None,
+    progress: bool | None,
+) -> None:
+    """Score (query, candidate) pairs from Parquet INPUTS (files, directories or globs) into OUTPUT.
+
+    The output holds every input column, in input order, plus a float32 score. An interrupted run
+    resumes when the same command is run again.
+    """
+    files = resolve_inputs(inputs)
+    check_output_path(output, files, [Path(spec) for spec in inputs if Path(spec).is_dir()])
+    sources = open_inputs(files, query_col, candidate_col, score_col)
+    model = LoadedModel.load(artifact, resolve_precision(precision), threads)
+    settings = RunSettings(query_col, candidate_col, score_col, on_null, batch_tokens, window_rows, threads)
+    lock = OutputLock(output)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = run_job(sources, model, output, settings, restart, sys.stderr.isatty() if progress is None else progress)
+    except KeyboardInterrupt as exc:
+        name = str(exc) or "SIGINT"
+        raise click.ClickException(
+            f"interrupted ({name}); progress is saved in {staging_dir(output)}: run the same command again to resume"
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        lock.release()
+    if report is not None:
+        tmp = report.with_name(f".{report.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, report)
+    click.echo(
+        f"scored {result['pairs_scored']:,} pairs ({result['rows']:,} rows) in {result['seconds']:.1f}s: "
+        f"{result['pairs_per_s'] or 0:,.1f} pairs/s, {result['precision']} on {result['provider']}, "
+        f"padding efficiency {result['padding_efficiency']:.2f} -> {output}",
+        err=True,
+    )
