@@ -8,11 +8,14 @@ threshold), which is what users feel.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scorer.metrics import decision_flips, spearman
+from scorer.pipeline import LoadedModel
+from scorer.session import CPU, CUDA, cuda_available
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,26 @@ def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
                 f"({parity['flip_rate']:.2%} > {max_flip_rate:.2%})"
             )
     return problems
+
+
+def check_variant(
+    directory: Path,
+    precision: str,
+    reference: np.ndarray,
+    queries: list[str],
+    candidates: list[str],
+    gates: Gates,
+) -> dict[str, Any]:
+    """Score the pairs with one variant of the artifact in `directory` through the `scorer run` path
+    (same tokenizer, windows and batches) and return its parity figures with the gate's verdict.
+
+    fp16 runs on CUDA where present; elsewhere on the CPU provider, recorded as not validated on a GPU.
+    """
+    provider = CUDA if precision == "fp16" and cuda_available() else CPU
+    model = LoadedModel.load(directory, precision, provider=provider)
+    parity = measure(reference, model.score(queries, candidates), gates.threshold)
+    problems = failures(precision, parity, gates)
+    parity.update(device="cuda" if provider == CUDA else "cpu", passed=not problems, failures=problems)
+    if precision == "fp16":
+        parity["validated_on_gpu"] = provider == CUDA
+    return parity

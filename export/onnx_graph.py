@@ -15,8 +15,8 @@ FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert
 OPSET = 17
 
 
-def export_fp32(checkpoint: Path, work_dir: Path) -> Path:
-    """Export `checkpoint` as a text-classification graph; returns the path of the (fused) fp32 model."""
+def export_raw(checkpoint: Path, work_dir: Path) -> Path:
+    """Export `checkpoint` as a text-classification graph of standard ONNX ops; returns its path."""
     raw_dir = work_dir / "optimum"
     logging.getLogger("optimum").setLevel(logging.ERROR)
     main_export(
@@ -29,9 +29,13 @@ def export_fp32(checkpoint: Path, work_dir: Path) -> Path:
         local_files_only=True,
         model_kwargs=None,
     )
-    raw = raw_dir / "model.onnx"
+    return raw_dir / "model.onnx"
+
+
+def fuse(raw: Path, checkpoint: Path, fused: Path) -> bool:
+    """Write the fp32 graph with ORT's transformer fusions where the architecture has them (else a copy);
+    returns whether fusions were applied."""
     config = AutoConfig.from_pretrained(str(checkpoint))
-    fused = work_dir / "model.fp32.onnx"
     if config.model_type in FUSIONS:
         from onnxruntime.transformers.optimizer import optimize_model
 
@@ -44,9 +48,9 @@ def export_fp32(checkpoint: Path, work_dir: Path) -> Path:
             use_gpu=False,
         )
         optimized.save_model_to_file(str(fused))
-    else:
-        onnx.save(onnx.load(str(raw)), str(fused))
-    return fused
+        return True
+    onnx.save(onnx.load(str(raw)), str(fused))
+    return False
 
 
 def input_names(path: Path) -> list[str]:

@@ -48,11 +48,14 @@ class LoadedModel:
     sha256: str = field(default="")
 
     @classmethod
-    def load(cls, directory: Path, precision: str, threads: int | None = None) -> LoadedModel:
+    def load(
+        cls, directory: Path, precision: str, threads: int | None = None, provider: str | None = None
+    ) -> LoadedModel:
+        """Load one variant after checking its files; `provider` overrides the default for the precision."""
         manifest = load_manifest(directory)
         path = variant_path(directory, manifest, precision)
         tokenizer = PairTokenizer.from_artifact(directory, manifest)
-        onnx = OnnxModel.load(path, provider_for(precision), threads)
+        onnx = OnnxModel.load(path, provider or provider_for(precision), threads)
         return cls(directory, manifest, precision, tokenizer, onnx, manifest.variants[precision].sha256)
 
     def score_encoded(self, encoded: EncodedPairs, batch_tokens: int) -> tuple[np.ndarray, Stats]:

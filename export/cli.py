@@ -1,0 +1,115 @@
+"""`scorer export` and `scorer verify`: one parity gate, before writing and on an existing artifact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from export.gate import Gates
+from scorer.errors import GateError, InputError
+
+console = Console(stderr=True)
+
+
+def gate_options(command: click.Command) -> click.Command:
+    """The gate's limits as flags (defaults from `Gates`)."""
+    defaults = Gates()
+    options = [
+        click.option("--threshold", type=float, default=defaults.threshold, show_default=True,
+                     help="Decision threshold on scores (dedup match if score >= threshold)."),
+        click.option("--fp32-max-abs-diff", type=float, default=defaults.fp32_max_abs_diff, show_default=True),
+        click.option("--int8-min-spearman", type=float, default=defaults.int8_min_spearman, show_default=True),
+        click.option("--int8-max-flip-rate", type=float, default=defaults.int8_max_flip_rate, show_default=True),
+        click.option("--fp16-min-spearman", type=float, default=defaults.fp16_min_spearman, show_default=True),
+        click.option("--fp16-max-flip-rate", type=float, default=defaults.fp16_max_flip_rate, show_default=True),
+        click.option("--calibration", type=click.Path(path_type=Path), default=None,
+                     help="Parquet file of query/candidate pairs for the gate [built-in product pairs]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _gates(params: dict[str, Any]) -> Gates:
+    return Gates(**{name: params.pop(name) for name in Gates.__dataclass_fields__})
+
+
+def _checkpoint(path: Path) -> Path:
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise InputError(f"checkpoint {path} is not a model directory (no config.json); give a CrossEncoder checkpoint")
+    return path
+
+
+def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="parity against CrossEncoder.predict")
+    for column in ("variant", "pairs", "max abs diff", "spearman", "flips", "device", "gate"):
+        table.add_column(column)
+    for precision, p in parity.items():
+        verdict = "[green]pass[/]" if p["passed"] else f"[red]FAIL[/] {'; '.join(p['failures'])}"
+        table.add_row(precision, str(p["pairs"]), f"{p['max_abs_diff']:.2e}", f"{p['spearman']:.5f}",
+                      f"{p['flips']} ({p['flip_rate']:.2%})", p["device"], verdict)
+    return table
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact directory to create.")
+@click.option("--precisions", default="fp32,int8,fp16", show_default=True, help="Variants to build (fp32 always).")
+@click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
+@click.option("--force", is_flag=True, help="Replace an existing artifact directory.")
+@gate_options
+def export(checkpoint: Path, output: Path, precisions: str, max_length: int | None, force: bool, **params: Any) -> None:
+    """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 with a parity gate."""
+    from export.calibration import load_calibration
+    from export.exporter import export_artifact
+
+    gates = _gates(params)
+    chosen = tuple(dict.fromkeys(["fp32", *[p.strip() for p in precisions.split(",") if p.strip()]]))
+    unknown = set(chosen) - {"fp32", "int8", "fp16"}
+    if unknown:
+        raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown))}", param_hint="--precisions")
+    if output.exists() and not force:
+        raise InputError(f"{output} already exists (use --force to replace it)")
+    queries, candidates = load_calibration(params["calibration"])
+    target = output
+    if output.exists():
+        target = output.parent / f".{output.name}.new"
+        shutil.rmtree(target, ignore_errors=True)
+    result = export_artifact(_checkpoint(checkpoint), target, gates, queries, candidates, chosen, max_length,
+                             log=lambda message: console.log(message))
+    if target != output:
+        old = output.parent / f".{output.name}.old"
+        os.replace(output, old)
+        os.replace(target, output)
+        shutil.rmtree(old)
+    console.print(parity_table(result.parity))
+    click.echo(f"artifact written to {output}", err=True)
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="The torch checkpoint.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Alias of --calibration.")
+@gate_options
+def verify(artifact: Path, checkpoint: Path, data: Path | None, **params: Any) -> None:
+    """Re-run the parity gate of every variant of ARTIFACT against CHECKPOINT; exit 1 on any drift."""
+    from export.calibration import load_calibration
+    from export.gate import check_variant
+    from export.reference import load_cross_encoder, reference_scores
+    from scorer.artifact import load_manifest
+
+    gates = _gates(params)
+    manifest = load_manifest(artifact)
+    queries, candidates = load_calibration(data or params["calibration"])
+    model = load_cross_encoder(_checkpoint(checkpoint), manifest.max_length)
+    reference = reference_scores(model, queries, candidates)
+    parity = {p: check_variant(artifact, p, reference, queries, candidates, gates) for p in manifest.variants}
+    console.print(parity_table(parity))
+    if not all(p["passed"] for p in parity.values()):
+        raise GateError("parity gate failed: " + ", ".join(p for p, v in parity.items() if not v["passed"]))

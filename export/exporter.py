@@ -1,0 +1,156 @@
+"""`scorer export`: checkpoint -> fp32 / int8 / fp16 ONNX graphs, tokenizer and manifest, each variant
+proven against `CrossEncoder.predict` before the artifact appears (built in a temporary directory and
+renamed into place only when every gate passes)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.fp16 import convert_fp16
+from export.gate import Gates, check_variant
+from export.onnx_graph import export_raw, fuse, input_names
+from export.quantize import Int8Recipe, encoder_layers, quantize_int8
+from export.reference import activation_name, load_cross_encoder, model_type, reference_scores
+from scorer.artifact import MANIFEST_VERSION, Manifest, Variant, sha256_file
+from scorer.errors import GateError
+
+PRECISIONS = ("fp32", "int8", "fp16")
+VERSIONED = ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "optimum", "optimum-onnx")
+
+
+@dataclass
+class ExportResult:
+    """What was exported and measured; `manifest` is None when a gate failed."""
+
+    manifest: Manifest | None
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    int8_attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except Exception:  # noqa: BLE001 - a missing optional package is simply not recorded
+            continue
+    return found
+
+
+def int8_recipes(layers: list[int]) -> list[Int8Recipe]:
+    """Candidate int8 recipes, fastest first: everything quantized, then the first layers kept in fp32
+    one by one (where activation outliers live), up to half of the encoder."""
+    return [Int8Recipe(fp32_layers=tuple(layers[:k])) for k in range(0, len(layers) // 2 + 1)]
+
+
+class Exporter:
+    """Builds an artifact in `staging`, scoring each variant against the torch reference."""
+
+    def __init__(self, checkpoint: Path, staging: Path, gates: Gates, max_length: int | None,
+                 log: Callable[[str], None]) -> None:
+        self.checkpoint = checkpoint
+        self.staging = staging
+        self.gates = gates
+        self.log = log
+        self.model = load_cross_encoder(checkpoint, max_length)
+        self.max_length = int(self.model.max_length)
+        self.manifest: Manifest | None = None
+
+    def reference(self, queries: list[str], candidates: list[str]) -> np.ndarray:
+        self.log(f"torch reference: CrossEncoder.predict on {len(queries)} calibration pairs")
+        return reference_scores(self.model, queries, candidates)
+
+    def _add_variant(self, precision: str, path: Path, recipe: dict[str, Any]) -> None:
+        assert self.manifest is not None
+        self.manifest.variants[precision] = Variant(path.name, sha256_file(path), recipe=recipe)
+        self.manifest.write(self.staging)
+
+    def _check(self, precision: str, reference: np.ndarray, queries: list[str], candidates: list[str]) -> dict:
+        parity = check_variant(self.staging, precision, reference, queries, candidates, self.gates)
+        self.log(
+            f"  {precision}: max abs diff {parity['max_abs_diff']:.2e}, spearman {parity['spearman']:.5f}, "
+            f"flips {parity['flips']}/{parity['pairs']} on {parity['device']}"
+            + ("" if parity["passed"] else f"  FAILED: {'; '.join(parity['failures'])}")
+        )
+        return parity
+
+    def build(self, queries: list[str], candidates: list[str], precisions: tuple[str, ...]) -> ExportResult:
+        reference = self.reference(queries, candidates)
+        work = self.staging / "work"
+        self.log("exporting the fp32 graph (optimum)")
+        raw = export_raw(self.checkpoint, work)
+        fp32 = self.staging / "model.fp32.onnx"
+        fused = fuse(raw, self.checkpoint, fp32)
+        tokenizer_path = self.staging / "tokenizer.json"
+        self.model.tokenizer.backend_tokenizer.save(str(tokenizer_path))
+        self.manifest = Manifest(
+            activation=activation_name(self.model),
+            max_length=self.max_length,
+            input_names=input_names(fp32),
+            tokenizer=tokenizer_path.name,
+            tokenizer_sha256=sha256_file(tokenizer_path),
+            pad_token_id=int(self.model.tokenizer.pad_token_id or 0),
+            variants={},
+            gates=self.gates.to_dict(),
+            source={"checkpoint": str(self.checkpoint), "model_type": model_type(self.checkpoint),
+                    "calibration_pairs": len(queries)},
+            versions=_versions(),
+            format_version=MANIFEST_VERSION,
+        )
+        result = ExportResult(self.manifest)
+        self._add_variant("fp32", fp32, {"ort_transformer_fusions": fused})
+        result.parity["fp32"] = self._check("fp32", reference, queries, candidates)
+        if "int8" in precisions:
+            result.parity["int8"] = self._int8(fp32, reference, queries, candidates, result)
+        if "fp16" in precisions:
+            path = self.staging / "model.fp16.onnx"
+            self._add_variant("fp16", path, convert_fp16(fp32, path))
+            result.parity["fp16"] = self._check("fp16", reference, queries, candidates)
+        for precision, parity in result.parity.items():
+            self.manifest.variants[precision].parity = parity
+        shutil.rmtree(work)
+        if not all(parity["passed"] for parity in result.parity.values()):
+            result.manifest = None
+        else:
+            self.manifest.write(self.staging)
+        return result
+
+    def _int8(self, fp32: Path, reference: np.ndarray, queries: list[str], candidates: list[str],
+              result: ExportResult) -> dict[str, Any]:
+        path = self.staging / "model.int8.onnx"
+        parity: dict[str, Any] = {}
+        for recipe in int8_recipes(encoder_layers(fp32)):
+            self.log(f"int8 recipe: layers kept fp32 {list(recipe.fp32_layers) or 'none'}")
+            quantize_int8(fp32, path, recipe)
+            self._add_variant("int8", path, recipe.to_dict())
+            parity = self._check("int8", reference, queries, candidates)
+            result.int8_attempts.append({"recipe": recipe.to_dict(), **parity})
+            if parity["passed"]:
+                break
+        parity["attempts"] = len(result.int8_attempts)
+        return parity
+
+
+def export_artifact(checkpoint: Path, output: Path, gates: Gates, queries: list[str], candidates: list[str],
+                    precisions: tuple[str, ...] = PRECISIONS, max_length: int | None = None,
+                    log: Callable[[str], None] = print) -> ExportResult:
+    """Export and gate; on success rename the staged artifact onto `output`, else raise GateError."""
+    staging = output.parent / f".{output.name}.export-tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        result = Exporter(checkpoint, staging, gates, max_length, log).build(queries, candidates, precisions)
+        if result.manifest is None:
+            failed = {p: v["failures"] for p, v in result.parity.items() if not v["passed"]}
+            raise GateError(f"parity gate failed, no artifact written: {failed}")
+        staging.rename(output)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
