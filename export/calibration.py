@@ -15,8 +15,9 @@ BUILTIN_PAIRS = 1000
 BUILTIN_SEED = 20261126
 
 
-def load_calibration(path: Path | None, query_col: str = "query", candidate_col: str = "candidate",
-                     limit: int | None = None) -> tuple[list[str], list[str]]:
+def load_calibration(
+    path: Path | None, query_col: str = "query", candidate_col: str = "candidate", limit: int | None = None
+) -> tuple[list[str], list[str]]:
     """(queries, candidates) from `path`, or the built-in set when `path` is None."""
     if path is None:
         from train.catalogue import sample_pairs

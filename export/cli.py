@@ -21,15 +21,24 @@ def gate_options(command: click.Command) -> click.Command:
     """The gate's limits as flags (defaults from `Gates`)."""
     defaults = Gates()
     options = [
-        click.option("--threshold", type=float, default=defaults.threshold, show_default=True,
-                     help="Decision threshold on scores (dedup match if score >= threshold)."),
+        click.option(
+            "--threshold",
+            type=float,
+            default=defaults.threshold,
+            show_default=True,
+            help="Decision threshold on scores (dedup match if score >= threshold).",
+        ),
         click.option("--fp32-max-abs-diff", type=float, default=defaults.fp32_max_abs_diff, show_default=True),
         click.option("--int8-min-spearman", type=float, default=defaults.int8_min_spearman, show_default=True),
         click.option("--int8-max-flip-rate", type=float, default=defaults.int8_max_flip_rate, show_default=True),
         click.option("--fp16-min-spearman", type=float, default=defaults.fp16_min_spearman, show_default=True),
         click.option("--fp16-max-flip-rate", type=float, default=defaults.fp16_max_flip_rate, show_default=True),
-        click.option("--calibration", type=click.Path(path_type=Path), default=None,
-                     help="Parquet file of query/candidate pairs for the gate [built-in product pairs]."),
+        click.option(
+            "--calibration",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Parquet file of query/candidate pairs for the gate [built-in product pairs].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -52,8 +61,15 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
         table.add_column(column)
     for precision, p in parity.items():
         verdict = "[green]pass[/]" if p["passed"] else f"[red]FAIL[/] {'; '.join(p['failures'])}"
-        table.add_row(precision, str(p["pairs"]), f"{p['max_abs_diff']:.2e}", f"{p['spearman']:.5f}",
-                      f"{p['flips']} ({p['flip_rate']:.2%})", p["device"], verdict)
+        table.add_row(
+            precision,
+            str(p["pairs"]),
+            f"{p['max_abs_diff']:.2e}",
+            f"{p['spearman']:.5f}",
+            f"{p['flips']} ({p['flip_rate']:.2%})",
+            p["device"],
+            verdict,
+        )
     return table
 
 
@@ -70,6 +86,7 @@ def export(checkpoint: Path, output: Path, precisions: str, max_length: int | No
     from export.exporter import export_artifact
 
     gates = _gates(params)
+    _checkpoint(checkpoint)
     chosen = tuple(dict.fromkeys(["fp32", *[p.strip() for p in precisions.split(",") if p.strip()]]))
     unknown = set(chosen) - {"fp32", "int8", "fp16"}
     if unknown:
@@ -81,8 +98,9 @@ def export(checkpoint: Path, output: Path, precisions: str, max_length: int | No
     if output.exists():
         target = output.parent / f".{output.name}.new"
         shutil.rmtree(target, ignore_errors=True)
-    result = export_artifact(_checkpoint(checkpoint), target, gates, queries, candidates, chosen, max_length,
-                             log=lambda message: console.log(message))
+    result = export_artifact(
+        checkpoint, target, gates, queries, candidates, chosen, max_length, log=lambda message: console.log(message)
+    )
     if target != output:
         old = output.parent / f".{output.name}.old"
         os.replace(output, old)

@@ -53,8 +53,9 @@ def int8_recipes(layers: list[int]) -> list[Int8Recipe]:
 class Exporter:
     """Builds an artifact in `staging`, scoring each variant against the torch reference."""
 
-    def __init__(self, checkpoint: Path, staging: Path, gates: Gates, max_length: int | None,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, checkpoint: Path, staging: Path, gates: Gates, max_length: int | None, log: Callable[[str], None]
+    ) -> None:
         self.checkpoint = checkpoint
         self.staging = staging
         self.gates = gates
@@ -99,8 +100,11 @@ class Exporter:
             pad_token_id=int(self.model.tokenizer.pad_token_id or 0),
             variants={},
             gates=self.gates.to_dict(),
-            source={"checkpoint": str(self.checkpoint), "model_type": model_type(self.checkpoint),
-                    "calibration_pairs": len(queries)},
+            source={
+                "checkpoint": str(self.checkpoint),
+                "model_type": model_type(self.checkpoint),
+                "calibration_pairs": len(queries),
+            },
             versions=_versions(),
             format_version=MANIFEST_VERSION,
         )
@@ -122,8 +126,9 @@ class Exporter:
             self.manifest.write(self.staging)
         return result
 
-    def _int8(self, fp32: Path, reference: np.ndarray, queries: list[str], candidates: list[str],
-              result: ExportResult) -> dict[str, Any]:
+    def _int8(
+        self, fp32: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
+    ) -> dict[str, Any]:
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
         for recipe in int8_recipes(encoder_layers(fp32)):
@@ -138,9 +143,16 @@ class Exporter:
         return parity
 
 
-def export_artifact(checkpoint: Path, output: Path, gates: Gates, queries: list[str], candidates: list[str],
-                    precisions: tuple[str, ...] = PRECISIONS, max_length: int | None = None,
-                    log: Callable[[str], None] = print) -> ExportResult:
+def export_artifact(
+    checkpoint: Path,
+    output: Path,
+    gates: Gates,
+    queries: list[str],
+    candidates: list[str],
+    precisions: tuple[str, ...] = PRECISIONS,
+    max_length: int | None = None,
+    log: Callable[[str], None] = print,
+) -> ExportResult:
     """Export and gate; on success rename the staged artifact onto `output`, else raise GateError."""
     staging = output.parent / f".{output.name}.export-tmp"
     shutil.rmtree(staging, ignore_errors=True)

@@ -36,7 +36,9 @@ def activation_name(model: CrossEncoder) -> str:
     return ACTIVATION_NAMES[name]
 
 
-def reference_scores(model: CrossEncoder, queries: list[str], candidates: list[str], batch_size: int = 32) -> np.ndarray:
+def reference_scores(
+    model: CrossEncoder, queries: list[str], candidates: list[str], batch_size: int = 32
+) -> np.ndarray:
     """What `CrossEncoder.predict` returns for the pairs (float32)."""
     pairs = list(zip(queries, candidates, strict=True))
     scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)

@@ -72,7 +72,9 @@ def load_manifest(directory: Path) -> Manifest:
     if not Path(directory).is_dir():
         raise InputError(f"artifact directory {directory} does not exist")
     if not path.is_file():
-        raise InputError(f"{directory} is not an artifact: {MANIFEST_NAME} is missing (create one with `scorer export`)")
+        raise InputError(
+            f"{directory} is not an artifact: {MANIFEST_NAME} is missing (create one with `scorer export`)"
+        )
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,5 +1,6 @@
 """Padding-aware batching: sort a window by token length, cut batches by a token budget, pad each batch
-only to its own longest row (rounded up to a multiple of 8).
+only to its own longest row, rounded up to a multiple (8 on CUDA, for tensor cores; 1 on CPU, where
+rounding only adds work: on short product titles it costs ~7% of the tokens).
 
 The plan depends only on the lengths, so a given window always yields the same batches (which matters
 for int8, whose dynamic activation scales make a score depend on its batch).
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PAD_MULTIPLE = 8
+MAX_ROWS = 64  # more rows per batch barely speeds the CPU up, and narrows the length range per batch
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,17 @@ class Batch:
         return len(self.rows) * self.padded_length
 
 
-def round_up(length: int, multiple: int = PAD_MULTIPLE) -> int:
+def round_up(length: int, multiple: int) -> int:
     return -(-int(length) // multiple) * multiple
 
 
-def plan_batches(lengths: np.ndarray, batch_tokens: int, max_rows: int = 256) -> list[Batch]:
+def plan_batches(lengths: np.ndarray, batch_tokens: int, multiple: int = 1, max_rows: int = MAX_ROWS) -> list[Batch]:
     """Group rows, longest first, into batches of at most `batch_tokens` padded tokens."""
     order = np.argsort(-lengths, kind="stable")
     batches: list[Batch] = []
     start = 0
     while start < len(order):
-        padded = round_up(lengths[order[start]])
+        padded = round_up(lengths[order[start]], multiple)
         rows = max(1, min(max_rows, batch_tokens // padded))
         batches.append(Batch(order[start : start + rows], padded))
         start += rows

@@ -10,7 +10,7 @@ import numpy as np
 from scorer.activation import apply_activation
 from scorer.artifact import Manifest, load_manifest, variant_path
 from scorer.batching import pad_batch, plan_batches
-from scorer.session import OnnxModel, provider_for
+from scorer.session import CUDA, OnnxModel, provider_for
 from scorer.tokenize import EncodedPairs, PairTokenizer
 
 DEFAULT_BATCH_TOKENS = 8192
@@ -62,7 +62,8 @@ class LoadedModel:
         """Scores (float32, window order) for an encoded window, and its counters."""
         scores = np.empty(len(encoded.ids), dtype=np.float32)
         stats = Stats(pairs=len(encoded.ids), tokens=int(encoded.lengths.sum()), truncated=encoded.truncated)
-        for batch in plan_batches(encoded.lengths, batch_tokens):
+        multiple = 8 if self.onnx.provider == CUDA else 1
+        for batch in plan_batches(encoded.lengths, batch_tokens, multiple):
             feeds = pad_batch(encoded.ids, encoded.type_ids, batch, self.manifest.pad_token_id)
             scores[batch.rows] = apply_activation(self.manifest.activation, self.onnx.logits(feeds))
             stats.padded_tokens += batch.padded_tokens
@@ -78,8 +79,9 @@ class LoadedModel:
     ) -> np.ndarray:
         """Score in-memory pairs through the same windows and batches as `scorer run`."""
         parts = [
-            self.score_encoded(self.tokenizer.encode(queries[i : i + window_rows], candidates[i : i + window_rows]),
-                               batch_tokens)[0]
+            self.score_encoded(
+                self.tokenizer.encode(queries[i : i + window_rows], candidates[i : i + window_rows]), batch_tokens
+            )[0]
             for i in range(0, len(queries), window_rows)
         ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)

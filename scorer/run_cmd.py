@@ -36,13 +36,28 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     show_default=True,
     help="auto: fp16 on CUDA, int8 on CPU.",
 )
-@click.option("--batch-tokens", type=click.IntRange(min=8), default=DEFAULT_BATCH_TOKENS, show_default=True,
-              help="Padded tokens per batch.")
-@click.option("--window-rows", type=click.IntRange(min=1), default=DEFAULT_WINDOW_ROWS, show_default=True,
-              help="Rows read, sorted and committed together.")
+@click.option(
+    "--batch-tokens",
+    type=click.IntRange(min=8),
+    default=DEFAULT_BATCH_TOKENS,
+    show_default=True,
+    help="Padded tokens per batch.",
+)
+@click.option(
+    "--window-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_WINDOW_ROWS,
+    show_default=True,
+    help="Rows read, sorted and committed together.",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads [all cores].")
-@click.option("--on-null", type=click.Choice(ON_NULL), default="error", show_default=True,
-              help="error: stop naming the row; null: keep the row with a null score.")
+@click.option(
+    "--on-null",
+    type=click.Choice(ON_NULL),
+    default="error",
+    show_default=True,
+    help="error: stop naming the row; null: keep the row with a null score.",
+)
 @click.option("--restart", is_flag=True, help="Discard progress saved by an earlier interrupted run.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write a JSON run report here.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal].")
@@ -75,7 +90,9 @@ def run(
     lock = OutputLock(output)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = run_job(sources, model, output, settings, restart, sys.stderr.isatty() if progress is None else progress)
+        result = run_job(
+            sources, model, output, settings, restart, sys.stderr.isatty() if progress is None else progress
+        )
     except KeyboardInterrupt as exc:
         name = str(exc) or "SIGINT"
         raise click.ClickException(

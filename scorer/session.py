@@ -30,7 +30,9 @@ def provider_for(precision: str) -> str:
     """fp16 needs CUDA; fp32 uses CUDA when present; int8 always runs on the CPU provider."""
     if precision == "fp16":
         if not cuda_available():
-            raise InputError("precision fp16 needs CUDA (install the `gpu` extra on a GPU machine); use int8 or fp32 on CPU")
+            raise InputError(
+                "precision fp16 needs CUDA (install the `gpu` extra on a GPU machine); use int8 or fp32 on CPU"
+            )
         return CUDA
     if precision == "fp32" and cuda_available():
         return CUDA

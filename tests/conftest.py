@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny offline CrossEncoders, their exported artifacts, and sample Parquet inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+from builders import tiny_cross_encoder  # noqa: E402
+from scorer.cli import main  # noqa: E402
+
+# Tiny random models have no meaningful ranking: their gates only check fp32 parity and finiteness.
+LOOSE_GATES = [
+    "--int8-min-spearman",
+    "-1",
+    "--int8-max-flip-rate",
+    "1",
+    "--fp16-min-spearman",
+    "-1",
+    "--fp16-max-flip-rate",
+    "1",
+]
+
+
+def invoke(*args: str | Path) -> Result:
+    """Run the `scorer` CLI in-process."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def long_pairs_table(n: int = 240, seed: int = 3) -> pa.Table:
+    """Sample pairs: product titles plus descriptions longer than 128 tokens."""
+    from train.catalogue import sample_pairs
+
+    return sample_pairs(n, seed)
+
+
+@pytest.fixture(scope="session")
+def calibration_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("calibration") / "calibration.parquet"
+    pq.write_table(long_pairs_table(200, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("inputs") / "pairs.parquet"
+    pq.write_table(long_pairs_table(), path, row_group_size=100)
+    return path
+
+
+def _artifact(factory: pytest.TempPathFactory, kind: str, calibration: Path) -> tuple[Path, Path]:
+    root = factory.mktemp(kind)
+    checkpoint = tiny_cross_encoder(kind, root / "checkpoint")
+    artifact = root / "artifact"
+    result = invoke("export", checkpoint, "-o", artifact, "--calibration", calibration, *LOOSE_GATES)
+    assert result.exit_code == 0, result.output
+    return checkpoint, artifact
+
+
+@pytest.fixture(scope="session")
+def bert(tmp_path_factory: pytest.TempPathFactory, calibration_file: Path) -> tuple[Path, Path]:
+    """(checkpoint, artifact) of a tiny random BERT CrossEncoder."""
+    return _artifact(tmp_path_factory, "bert", calibration_file)
+
+
+@pytest.fixture(scope="session")
+def modernbert(tmp_path_factory: pytest.TempPathFactory, calibration_file: Path) -> tuple[Path, Path]:
+    """(checkpoint, artifact) of a tiny random ModernBERT CrossEncoder (sliding window of 16 tokens)."""
+    return _artifact(tmp_path_factory, "modernbert", calibration_file)
