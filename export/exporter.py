@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,15 @@ def _versions() -> dict[str, str]:
     for name in VERSIONED:
         try:
             found[name] = version(name)
-        except Exception:  # noqa: BLE001 - a missing optional package is simply not recorded
-            continue
+        except PackageNotFoundError:
+            found[name] = "not installed"
     return found
 
 
 def int8_recipes(layers: list[int]) -> list[Int8Recipe]:
     """Candidate int8 recipes, fastest first: everything quantized, then the first layers kept in fp32
     one by one (where activation outliers live), up to half of the encoder."""
-    return [Int8Recipe(fp32_layers=tuple(layers[:k])) for k in range(0, len(layers) // 2 + 1)]
+    return [Int8Recipe(fp32_layers=tuple(layers[:k])) for k in range(len(layers) // 2 + 1)]
 
 
 class Exporter:

@@ -14,7 +14,8 @@ import click
 from scorer.output import OutputLock, check_output_path, staging_dir
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel
 from scorer.reader import ON_NULL, open_inputs, resolve_inputs
-from scorer.runner import RunSettings, run as run_job
+from scorer.runner import RunSettings
+from scorer.runner import run as run_job
 from scorer.session import resolve_precision
 
 

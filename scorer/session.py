@@ -11,6 +11,10 @@ import onnxruntime as ort
 
 from scorer.errors import InputError
 
+LOAD_ERRORS = tuple(
+    getattr(ort.capi.onnxruntime_pybind11_state, name)
+    for name in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph")
+)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -65,7 +69,7 @@ class OnnxModel:
         providers = [provider] if provider == CPU else [provider, CPU]
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        except LOAD_ERRORS as exc:
             raise InputError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
         return cls(session, provider, [i.name for i in session.get_inputs()])
 

@@ -22,15 +22,15 @@ def tiny_cross_encoder(kind: str, directory: Path, seed: int = 0) -> Path:
     """Save a tiny random CrossEncoder (sigmoid activation) with the MiniLM tokenizer; returns its path."""
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
-    common = dict(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    common = {
+        "vocab_size": tokenizer.vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "num_labels": 1,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if kind == "bert":
         model = BertForSequenceClassification(BertConfig(max_position_embeddings=512, **common))
     elif kind == "modernbert":

@@ -13,8 +13,9 @@ from click.testing import CliRunner, Result
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
-from builders import tiny_cross_encoder  # noqa: E402
-from scorer.cli import main  # noqa: E402
+from builders import tiny_cross_encoder
+
+from scorer.cli import main
 
 # Tiny random models have no meaningful ranking: their gates only check fp32 parity and finiteness.
 LOOSE_GATES = [
