@@ -56,6 +56,7 @@ _PACK_WORDS = {
 # Share of pair rows per candidate kind, and documents per kind in a listwise row.
 _PAIR_MIX = {DUPLICATE: 0.4, NEAR_DUPLICATE: 0.3, SAME_TYPE: 0.15, UNRELATED: 0.15}
 _LIST_MIX = {DUPLICATE: 2, NEAR_DUPLICATE: 3, SAME_TYPE: 1, UNRELATED: 2}
+_PAIRS_PER_QUERY = 4
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,7 @@ def _shelf(product: Product, rng: random.Random) -> str:
 def _foreign(product: Product, rng: random.Random) -> str:
     lang = rng.randrange(1, len(LANGUAGES))
     name, variant = product.kind.names[lang], VARIANTS[product.variant][lang]
-    head = (
-        f"{name} {product.brand}" if rng.random() < 0.5 else f"{product.brand} {name}"
-    )
+    head = f"{name} {product.brand}" if rng.random() < 0.5 else f"{product.brand} {name}"
     parts = [head, variant]
     if product.size is not None:
         parts.append(_size_text(product.size, rng, decimal=","))
@@ -152,9 +151,7 @@ def _described(product: Product, rng: random.Random) -> str:
     facts = rng.sample(product.kind.facts, k=min(8, len(product.kind.facts)))
     size = _size_text(product.size, rng) if product.size is not None else "single"
     variant = VARIANTS[product.variant][0].lower()
-    text = " ".join(
-        f.format(brand=product.brand, variant=variant, size=size) for f in facts
-    )
+    text = " ".join(f.format(brand=product.brand, variant=variant, size=size) for f in facts)
     return f"{_title(product, rng)}. {text}"
 
 
@@ -168,7 +165,7 @@ def render(product: Product, rng: random.Random) -> str:
 
 
 @cache
-def _universe(seed: int) -> dict[str, tuple[Product, ...]]:
+def products_by_split(seed: int) -> dict[str, tuple[Product, ...]]:
     """Every product, shuffled with `seed` and split 80/10/10 into train/valid/test."""
     products = [
         Product(kind, brand, variant, size, pack)
@@ -188,7 +185,7 @@ def _universe(seed: int) -> dict[str, tuple[Product, ...]]:
     }
 
 
-def _near_duplicate(product: Product, rng: random.Random) -> Product:
+def near_duplicate(product: Product, rng: random.Random) -> Product:
     """The product with exactly one of variant, size or pack changed."""
     kind = product.kind
     options = {
@@ -200,13 +197,11 @@ def _near_duplicate(product: Product, rng: random.Random) -> Product:
     return replace(product, **{field: rng.choice(options[field])})
 
 
-def _candidate(
-    product: Product, grade: float, rng: random.Random, seed: int
-) -> Product:
+def _candidate(product: Product, grade: float, rng: random.Random, seed: int) -> Product:
     if grade == DUPLICATE:
         return product
     if grade == NEAR_DUPLICATE:
-        return _near_duplicate(product, rng)
+        return near_duplicate(product, rng)
     if grade == SAME_TYPE:
         brands = [b for b in product.kind.brands if b != product.brand]
         return replace(product, brand=rng.choice(brands))
@@ -215,7 +210,7 @@ def _candidate(
 
 @cache
 def _other_types(seed: int, key: str) -> tuple[Product, ...]:
-    return tuple(p for p in _universe(seed)["all"] if p.kind.key != key)
+    return tuple(p for p in products_by_split(seed)["all"] if p.kind.key != key)
 
 
 def _other_rendering(product: Product, avoid: str, rng: random.Random) -> str:
@@ -232,18 +227,23 @@ def _rng(seed: int, split: str, fmt: str) -> random.Random:
 
 
 def pairs_table(n: int, seed: int = 0, split: Split = "train") -> pa.Table:
-    """`n` rows of (query, candidate, label int8 0/1) whose queries come from `split`."""
-    rng, products = _rng(seed, split, "pairs"), _universe(seed)[split]
+    """`n` rows of (query, candidate, label int8 0/1) whose queries come from `split`.
+
+    Each query has 1 to `_PAIRS_PER_QUERY` consecutive rows, as a blocking step
+    would give.
+    """
+    rng, products = _rng(seed, split, "pairs"), products_by_split(seed)[split]
     grades, weights = list(_PAIR_MIX), list(_PAIR_MIX.values())
     queries, candidates, labels = [], [], []
-    for _ in range(n):
+    while len(queries) < n:
         product = rng.choice(products)
-        grade = rng.choices(grades, weights)[0]
         query = render(product, rng)
-        other = _candidate(product, grade, rng, seed)
-        queries.append(query)
-        candidates.append(_other_rendering(other, query, rng))
-        labels.append(int(grade == DUPLICATE))
+        count = min(rng.randint(1, _PAIRS_PER_QUERY), n - len(queries))
+        for grade in rng.choices(grades, weights, k=count):
+            other = _candidate(product, grade, rng, seed)
+            queries.append(query)
+            candidates.append(_other_rendering(other, query, rng))
+            labels.append(int(grade == DUPLICATE))
     return pa.table(
         {
             "query": pa.array(queries, pa.string()),
@@ -255,7 +255,7 @@ def pairs_table(n: int, seed: int = 0, split: Split = "train") -> pa.Table:
 
 def listwise_table(n: int, seed: int = 0, split: Split = "train") -> pa.Table:
     """`n` rows of (query, documents, scores): 8 graded documents per query."""
-    rng, products = _rng(seed, split, "listwise"), _universe(seed)[split]
+    rng, products = _rng(seed, split, "listwise"), products_by_split(seed)[split]
     queries, documents, scores = [], [], []
     for _ in range(n):
         product = rng.choice(products)

@@ -128,9 +128,7 @@ def train(
 
         metrics = fit(train_data, output, config, eval_data)
     except TrainInputError as exc:
-        raise click.BadParameter(
-            str(exc), param_hint=_param_hint(exc, eval_files)
-        ) from None
+        raise click.BadParameter(str(exc), param_hint=_param_hint(exc, eval_files)) from None
     click.echo(f"checkpoint: {output}")
     click.echo(f"threshold: {metrics['threshold']:.4f} ({metrics['threshold_source']})")
     for fmt, figures in metrics["eval"].items():

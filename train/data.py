@@ -45,9 +45,7 @@ LISTWISE_SCHEMA = pa.schema(
         ("scores", pa.list_(pa.float32())),
     ]
 )
-PAIRS_SCHEMA = pa.schema(
-    [("query", pa.string()), ("candidate", pa.string()), ("label", pa.float32())]
-)
+PAIRS_SCHEMA = pa.schema([("query", pa.string()), ("candidate", pa.string()), ("label", pa.float32())])
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,7 @@ def _read_jsonl(path: Path) -> dict[str, list[Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(
-                    path, f"invalid JSON ({exc})", row=line_number
-                ) from None
+                raise DataError(path, f"invalid JSON ({exc})", row=line_number) from None
             if not isinstance(record, dict):
                 raise DataError(path, "not a JSON object", row=line_number)
             records.append(record)
@@ -101,11 +97,13 @@ def detect_format(path: Path, columns: Iterable[str]) -> Format:
     if found:
         raise DataError(path, "has the columns of both formats; keep one set")
     closest: Format = "listwise" if names & {"documents", "scores"} else "pairs"
-    missing = [c for c in COLUMNS[closest] if c not in names]
+    other: Format = "pairs" if closest == "listwise" else "listwise"
+    missing = ", ".join(repr(c) for c in COLUMNS[closest] if c not in names)
     raise DataError(
         path,
-        f"missing column(s) {', '.join(map(repr, missing))} for the {closest} format "
-        f"({', '.join(COLUMNS[closest])}); found: {', '.join(sorted(names)) or 'none'}",
+        f"missing column(s) {missing}: the {closest} format needs "
+        f"{', '.join(COLUMNS[closest])} (the {other} format "
+        f"{', '.join(COLUMNS[other])}); found: {', '.join(sorted(names)) or 'none'}",
     )
 
 
@@ -120,9 +118,7 @@ def _check_grade(path: Path, column: str, row: int, value: Any) -> float:
     if value is None:
         raise DataError(path, "null value", column=column, row=row)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DataError(
-            path, f"expected a number, got {value!r}", column=column, row=row
-        )
+        raise DataError(path, f"expected a number, got {value!r}", column=column, row=row)
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise DataError(path, f"{value!r} is outside [0, 1]", column=column, row=row)
     return float(value)
@@ -188,11 +184,7 @@ def read_files(paths: Iterable[Path | str]) -> list[DataFile]:
 def explode(table: pa.Table) -> pa.Table:
     """A listwise table as pairs: one (query, document, score) row per document."""
     counts = pc.list_value_length(table["documents"]).to_pylist()
-    queries = [
-        q
-        for q, n in zip(table["query"].to_pylist(), counts, strict=True)
-        for _ in range(n)
-    ]
+    queries = [q for q, n in zip(table["query"].to_pylist(), counts, strict=True) for _ in range(n)]
     return pa.table(
         {
             "query": pa.array(queries, pa.string()),
@@ -211,9 +203,7 @@ def group_pairs(table: pa.Table, seed: int) -> pa.Table:
     """
     rng = random.Random(seed)
     groups: dict[str, list[tuple[str, float]]] = {}
-    for query, candidate, label in zip(
-        *(table[c].to_pylist() for c in COLUMNS["pairs"]), strict=True
-    ):
+    for query, candidate, label in zip(*(table[c].to_pylist() for c in COLUMNS["pairs"]), strict=True):
         groups.setdefault(query, []).append((candidate, label))
     queries, documents, scores = [], [], []
     for query, items in groups.items():
@@ -261,15 +251,10 @@ def complete_lists(table: pa.Table, seed: int) -> pa.Table:
 def as_lists(files: Sequence[DataFile], seed: int) -> pa.Table:
     """Every file as listwise rows (pairs grouped by query), completed, for LambdaLoss."""
     return pa.concat_tables(
-        complete_lists(
-            f.table if f.format == "listwise" else group_pairs(f.table, seed), seed
-        )
-        for f in files
+        complete_lists(f.table if f.format == "listwise" else group_pairs(f.table, seed), seed) for f in files
     )
 
 
 def as_pairs(files: Sequence[DataFile]) -> pa.Table:
     """Every file as pairs (lists exploded, grades kept as soft labels) for BCE."""
-    return pa.concat_tables(
-        f.table if f.format == "pairs" else explode(f.table) for f in files
-    )
+    return pa.concat_tables(f.table if f.format == "pairs" else explode(f.table) for f in files)

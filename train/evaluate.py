@@ -29,26 +29,18 @@ AT_K = 10
 
 def predict(model: CrossEncoder, pairs: pa.Table, batch_size: int = 64) -> np.ndarray:
     """Scores (float32) of a (query, candidate) table, in row order."""
-    texts = list(
-        zip(pairs["query"].to_pylist(), pairs["candidate"].to_pylist(), strict=True)
-    )
+    texts = list(zip(pairs["query"].to_pylist(), pairs["candidate"].to_pylist(), strict=True))
     return np.asarray(
         model.predict(texts, batch_size=batch_size, show_progress_bar=False),
         dtype=np.float32,
     )
 
 
-def pair_metrics(
-    pairs: pa.Table, scores: np.ndarray, threshold: float | None = None
-) -> dict[str, float | int]:
+def pair_metrics(pairs: pa.Table, scores: np.ndarray, threshold: float | None = None) -> dict[str, float | int]:
     """Figures of scored pairs; `threshold` None tunes it for the best F1."""
     labels = pairs["label"].to_numpy()
     truth = labels >= RELEVANT
-    chosen = (
-        best_threshold(truth, scores)
-        if threshold is None
-        else classify(truth, scores, threshold)
-    )
+    chosen = best_threshold(truth, scores) if threshold is None else classify(truth, scores, threshold)
     at_half = classify(truth, scores, 0.5)
     return {
         "pairs": len(labels),
@@ -64,21 +56,15 @@ def pair_metrics(
     }
 
 
-def listwise_metrics(
-    model: CrossEncoder, lists: pa.Table, batch_size: int = 64
-) -> dict[str, float | int]:
+def listwise_metrics(model: CrossEncoder, lists: pa.Table, batch_size: int = 64) -> dict[str, float | int]:
     """The reranking evaluator's map, mrr@10 and ndcg@10 over lists with a positive."""
     samples = []
-    for query, documents, scores in zip(
-        *(lists[c].to_pylist() for c in ("query", "documents", "scores")), strict=True
-    ):
+    for query, documents, scores in zip(*(lists[c].to_pylist() for c in ("query", "documents", "scores")), strict=True):
         positive = [d for d, s in zip(documents, scores, strict=True) if s >= RELEVANT]
         negative = [d for d, s in zip(documents, scores, strict=True) if s < RELEVANT]
         if positive:
             samples.append({"query": query, "positive": positive, "negative": negative})
-    evaluator = CrossEncoderRerankingEvaluator(
-        samples, at_k=AT_K, batch_size=batch_size, write_csv=False
-    )
+    evaluator = CrossEncoderRerankingEvaluator(samples, at_k=AT_K, batch_size=batch_size, write_csv=False)
     figures: dict[str, float | int] = {"queries": len(samples)}
     return figures | {k: float(v) for k, v in evaluator(model).items()}
 
@@ -102,10 +88,7 @@ def evaluate(
         exploded = explode(table)
         figures = listwise_metrics(model, table, batch_size)
         figures |= {
-            f"pairs_{k}": v
-            for k, v in pair_metrics(
-                exploded, predict(model, exploded, batch_size), threshold
-            ).items()
+            f"pairs_{k}": v for k, v in pair_metrics(exploded, predict(model, exploded, batch_size), threshold).items()
         }
         result["listwise"] = figures
         if threshold is None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 _LOSSES = {
-    "lambda": "`LambdaLoss` with the `NDCGLoss2PPScheme` weighting (listwise; pairs "
-    "are grouped by query into lists)",
-    "bce": "`BinaryCrossEntropyLoss` (pointwise; listwise rows are split into pairs "
-    "whose grades become soft labels)",
+    "lambda": "`LambdaLoss` with the `NDCGLoss2PPScheme` weighting (listwise; pairs are grouped by query into lists)",
+    "bce": "`BinaryCrossEntropyLoss` (pointwise; listwise rows are split into pairs whose grades become soft labels)",
 }
 _METRIC_ORDER = (
     "map",
@@ -39,9 +37,7 @@ def _format(value: Any) -> str:
 def _metric_rows(figures: dict[str, float | int]) -> list[tuple[str, str]]:
     def rank(name: str) -> int:
         base = name.removeprefix("pairs_")
-        order = (
-            _METRIC_ORDER.index(base) if base in _METRIC_ORDER else len(_METRIC_ORDER)
-        )
+        order = _METRIC_ORDER.index(base) if base in _METRIC_ORDER else len(_METRIC_ORDER)
         return order + (len(_METRIC_ORDER) + 1) * name.startswith("pairs_")
 
     return [(name, _format(figures[name])) for name in sorted(figures, key=rank)]

@@ -22,8 +22,7 @@ def check_output(target: Path) -> None:
     if target.is_dir() and (not any(target.iterdir()) or (target / MARKER).is_file()):
         return
     raise OutputError(
-        f"{target} exists and is not an earlier checkpoint (no {MARKER}); "
-        "remove it or choose another output path"
+        f"{target} exists and is not an earlier checkpoint (no {MARKER}); remove it or choose another output path"
     )
 
 
@@ -35,9 +34,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     """
     check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent)
-    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would make the checkpoint private
     try:
         yield staging

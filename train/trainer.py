@@ -70,9 +70,7 @@ def load_base_model(config: TrainConfig) -> CrossEncoder:
             activation_fn=torch.nn.Sigmoid(),
         )
     except (OSError, ValueError) as exc:
-        raise BaseModelError(
-            f"cannot load base model {config.base_model!r}: {exc}"
-        ) from None
+        raise BaseModelError(f"cannot load base model {config.base_model!r}: {exc}") from None
 
 
 def _dataset_and_loss(
@@ -86,9 +84,7 @@ def _dataset_and_loss(
     return datasets.Dataset(as_pairs(files)), loss, "pairs"
 
 
-def _arguments(
-    config: TrainConfig, scratch: str, cuda: bool, progress: bool
-) -> CrossEncoderTrainingArguments:
+def _arguments(config: TrainConfig, scratch: str, cuda: bool, progress: bool) -> CrossEncoderTrainingArguments:
     return CrossEncoderTrainingArguments(
         output_dir=scratch,
         num_train_epochs=config.epochs,
@@ -173,10 +169,7 @@ def fit(
             "gradient_checkpointing": cuda,
         },
         "eval": figures,
-        "eval_files": {
-            fmt: [str(f.path) for f in eval_data if f.format == fmt]
-            for fmt in ("pairs", "listwise")
-        },
+        "eval_files": {fmt: [str(f.path) for f in eval_data if f.format == fmt] for fmt in ("pairs", "listwise")},
         "versions": {name: importlib.metadata.version(name) for name in _VERSIONED},
     }
     with staged_directory(output) as staging:
