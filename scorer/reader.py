@@ -103,6 +103,34 @@ def open_inputs(paths: list[Path], query_col: str, candidate_col: str, score_col
     return opened
 
 
+def first_null_row(source: InputFile, column: str) -> int | None:
+    """Row of the first null in `column`, reading only row groups whose statistics admit nulls."""
+    metadata = source.parquet.metadata
+    index = source.parquet.schema_arrow.get_field_index(column)
+    offset = 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_null_count or stats.null_count > 0:
+            values = source.parquet.read_row_group(group, columns=[column]).column(0)
+            if values.null_count:
+                return offset + values.is_null().to_pylist().index(True)
+        offset += rows
+    return None
+
+
+def check_no_nulls(inputs: list[InputFile], columns: tuple[str, ...]) -> None:
+    """Fail before any work if a text column holds a null, naming file, column and row."""
+    for source in inputs:
+        found = [(row, column) for column in columns if (row := first_null_row(source, column)) is not None]
+        if found:
+            row, column = min(found)
+            raise InputError(
+                f"{source.path}: column {column!r}, row {row}: null text "
+                "(use --on-null null to keep such rows with a null score)"
+            )
+
+
 def _texts(array: pa.ChunkedArray | pa.Array, path: Path, column: str, first_row: int) -> list[str | None]:
     if array.type in BINARY_TYPES:
         try:

@@ -13,7 +13,7 @@ import click
 
 from scorer.output import OutputLock, check_output_path, staging_dir
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel
-from scorer.reader import ON_NULL, open_inputs, resolve_inputs
+from scorer.reader import ON_NULL, check_no_nulls, open_inputs, resolve_inputs
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
 from scorer.session import resolve_precision
@@ -86,6 +86,8 @@ def run(
     files = resolve_inputs(inputs)
     check_output_path(output, files, [Path(spec) for spec in inputs if Path(spec).is_dir()])
     sources = open_inputs(files, query_col, candidate_col, score_col)
+    if on_null == "error":
+        check_no_nulls(sources, (query_col, candidate_col))
     model = LoadedModel.load(artifact, resolve_precision(precision), threads)
     settings = RunSettings(query_col, candidate_col, score_col, on_null, batch_tokens, window_rows, threads)
     lock = OutputLock(output)
