@@ -37,3 +37,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="product-scorer")
 def main() -> None:
     """Score (query, candidate) product pairs with a cross-encoder exported to ONNX."""
+
+
+if __name__ == "__main__":
+    main()
