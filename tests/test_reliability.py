@@ -34,8 +34,21 @@ def big_input(tmp_path_factory: pytest.TempPathFactory, pairs_file: Path) -> Pat
 
 
 def _command(source: Path, artifact: Path, output: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scorer.cli", "run", str(source), "-m", str(artifact), "-o", str(output),
-            "--window-rows", "100", "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "scorer.cli",
+        "run",
+        str(source),
+        "-m",
+        str(artifact),
+        "-o",
+        str(output),
+        "--window-rows",
+        "100",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _start_and_interrupt(command: list[str], output: Path, sig: int, parts: int = 5) -> subprocess.CompletedProcess:
@@ -52,22 +65,28 @@ def _start_and_interrupt(command: list[str], output: Path, sig: int, parts: int 
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
-def test_resume_after_sigkill_is_bit_identical(bert: tuple[Path, Path], big_input: Path, tmp_path: Path,
-                                               precision: str) -> None:
+def test_resume_after_sigkill_is_bit_identical(
+    bert: tuple[Path, Path], big_input: Path, tmp_path: Path, precision: str
+) -> None:
     artifact = bert[1]
     reference = tmp_path / "reference.parquet"
     subprocess.run(_command(big_input, artifact, reference, "--precision", precision), check=True)
 
     output = tmp_path / "resumed.parquet"
-    killed = _start_and_interrupt(_command(big_input, artifact, output, "--precision", precision), output,
-                                  signal.SIGKILL)
+    killed = _start_and_interrupt(
+        _command(big_input, artifact, output, "--precision", precision), output, signal.SIGKILL
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not output.exists()
     done_before = len(list(staging_dir(output).glob("part-*.parquet")))
     assert 0 < done_before < ROWS // 100
 
-    resumed = subprocess.run(_command(big_input, artifact, output, "--precision", precision, "--report",
-                                      str(tmp_path / "report.json")), capture_output=True, text=True)
+    resumed = subprocess.run(
+        _command(big_input, artifact, output, "--precision", precision, "--report", str(tmp_path / "report.json")),
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     expected, actual = pq.read_table(reference), pq.read_table(output)
     assert actual.num_rows == ROWS
@@ -78,14 +97,15 @@ def test_resume_after_sigkill_is_bit_identical(bert: tuple[Path, Path], big_inpu
     assert report["pairs_scored"] == ROWS - done_before * 100
 
 
-def test_sigterm_saves_progress_and_says_how_to_resume(bert: tuple[Path, Path], big_input: Path,
-                                                       tmp_path: Path) -> None:
+def test_sigterm_saves_progress_and_says_how_to_resume(
+    bert: tuple[Path, Path], big_input: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "out.parquet"
     stopped = _start_and_interrupt(_command(big_input, bert[1], output), output, signal.SIGTERM)
     assert stopped.returncode == 1
     assert "SIGTERM" in stopped.stderr and "run the same command again to resume" in stopped.stderr
     assert not output.exists() and staging_dir(output).exists()
-    finished = subprocess.run(_command(big_input, bert[1], output), capture_output=True, text=True)
+    finished = subprocess.run(_command(big_input, bert[1], output), check=False, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert pq.read_table(output)["row_id"].to_pylist() == list(range(ROWS))
 
@@ -104,8 +124,9 @@ def test_changed_input_is_refused_until_restart(bert: tuple[Path, Path], big_inp
     assert pq.read_table(output).num_rows == ROWS - 1
 
 
-def test_concurrent_run_is_refused_and_stale_lock_recovered(bert: tuple[Path, Path], pairs_file: Path,
-                                                            tmp_path: Path) -> None:
+def test_concurrent_run_is_refused_and_stale_lock_recovered(
+    bert: tuple[Path, Path], pairs_file: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "out.parquet"
     lock_path = tmp_path / ".out.parquet.lock"
     with lock_path.open("a+") as held:
@@ -120,8 +141,9 @@ def test_concurrent_run_is_refused_and_stale_lock_recovered(bert: tuple[Path, Pa
     assert output.exists() and not lock_path.exists()
 
 
-def test_full_disk_keeps_progress_and_writes_nothing(bert: tuple[Path, Path], pairs_file: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_keeps_progress_and_writes_nothing(
+    bert: tuple[Path, Path], pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import scorer.output
 
     output = tmp_path / "out.parquet"
@@ -147,8 +169,9 @@ def test_full_disk_keeps_progress_and_writes_nothing(bert: tuple[Path, Path], pa
 
 def test_invalid_utf8_in_binary_column_names_the_row(bert: tuple[Path, Path], tmp_path: Path) -> None:
     path = tmp_path / "binary.parquet"
-    pq.write_table(pa.table({"query": pa.array([b"ok", b"fine", b"\xff\xfe"], pa.binary()),
-                             "candidate": ["a", "b", "c"]}), path)
+    pq.write_table(
+        pa.table({"query": pa.array([b"ok", b"fine", b"\xff\xfe"], pa.binary()), "candidate": ["a", "b", "c"]}), path
+    )
     result = invoke("run", path, "-m", bert[1], "-o", tmp_path / "out.parquet")
     assert result.exit_code == 2 and "row 2: invalid UTF-8" in result.output
 
@@ -181,10 +204,15 @@ def test_null_found_before_any_work(bert: tuple[Path, Path], pairs_file: Path, t
 
 
 def _peak_rss_kb(command: list[str]) -> int:
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    return int(subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True,
-                              check=True).stdout.split()[-1])
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    return int(
+        subprocess.run(
+            [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
 
 
 def test_memory_stays_flat_as_input_grows(bert: tuple[Path, Path], big_input: Path, tmp_path: Path) -> None:
