@@ -1,9 +1,11 @@
-"""int8 graphs for CPU: ONNX Runtime dynamic quantization (int8 weights, activations quantized per
-tensor at run time), with recipes from fastest to most conservative.
+"""int8 graphs for CPU, from the unfused fp32 graph (every projection is a plain MatMul there).
 
-A recipe may leave whole encoder layers in fp32: per BRIEF §5 a few layers (usually the first) hold
-the activation outliers that flip dedup decisions, so the exporter keeps the fewest layers in fp32
-that let the variant pass its gate.
+Two activation schemes, each with int8 per-channel weights:
+- `per-tensor`: ONNX Runtime's dynamic quantization (fused DynamicQuantizeMatMul kernels, fastest);
+  one scale per activation tensor, so an outlier token coarsens all the others.
+- `per-token`: one scale and zero point per row (`export.per_token`), ~15% slower, far fewer
+  flipped decisions (BRIEF §5).
+A recipe may also keep whole encoder layers in fp32 (the first layers hold the outliers).
 """
 
 from __future__ import annotations
@@ -11,24 +13,30 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from export.per_token import quantize_per_token
+
 LAYER_PATTERN = re.compile(r"layers?\.(\d+)[./]")
+Scheme = Literal["per-tensor", "per-token"]
 
 
 @dataclass(frozen=True)
 class Int8Recipe:
-    """How to quantize: which ops, weight format, and which encoder layers stay fp32."""
+    """Activation scheme, and which encoder layers stay fp32."""
 
-    op_types: tuple[str, ...] = ("MatMul", "Attention")
-    per_channel: bool = True
-    reduce_range: bool = True
+    activations: Scheme = "per-tensor"
     fp32_layers: tuple[int, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "weights": "int8 per output channel"}
+
+    def describe(self) -> str:
+        kept = ", ".join(map(str, self.fp32_layers)) or "none"
+        return f"{self.activations} activations, layers kept fp32: {kept}"
 
 
 def layer_of(node: onnx.NodeProto) -> int | None:
@@ -42,17 +50,19 @@ def encoder_layers(path: Path) -> list[int]:
     return sorted({layer for node in model.graph.node if (layer := layer_of(node)) is not None})
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
-    """Write the dynamically quantized graph for `recipe`."""
-    model = onnx.load(str(fp32_path), load_external_data=False)
-    excluded = [node.name for node in model.graph.node if layer_of(node) in recipe.fp32_layers]
+def quantize_int8(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
+    """Write the int8 graph for `recipe` from the unfused fp32 graph."""
+    if recipe.activations == "per-token":
+        quantize_per_token(raw_path, out_path, skip=lambda node: layer_of(node) in recipe.fp32_layers)
+        return
+    model = onnx.load(str(raw_path), load_external_data=False)
     quantize_dynamic(
-        str(fp32_path),
+        str(raw_path),
         str(out_path),
-        op_types_to_quantize=list(recipe.op_types),
-        per_channel=recipe.per_channel,
-        reduce_range=recipe.reduce_range,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        reduce_range=True,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=excluded,
+        nodes_to_exclude=[node.name for node in model.graph.node if layer_of(node) in recipe.fp32_layers],
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
