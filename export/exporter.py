@@ -45,9 +45,11 @@ def _versions() -> dict[str, str]:
 
 
 def int8_recipes(layers: list[int]) -> list[Int8Recipe]:
-    """Candidate int8 recipes, fastest first: everything quantized, then the first layers kept in fp32
-    one by one (where activation outliers live), up to half of the encoder."""
-    return [Int8Recipe(fp32_layers=tuple(layers[:k])) for k in range(len(layers) // 2 + 1)]
+    """Candidate int8 recipes, fastest first: per-tensor everywhere, per-token everywhere, then
+    per-token with the first layers kept in fp32 one by one (where activation outliers live), up to
+    half of the encoder."""
+    kept = [Int8Recipe("per-token", tuple(layers[:k])) for k in range(1, len(layers) // 2 + 1)]
+    return [Int8Recipe("per-tensor"), Int8Recipe("per-token"), *kept]
 
 
 class Exporter:

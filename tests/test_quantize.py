@@ -1,0 +1,85 @@
+"""int8 recipes: per-token activation scales against ONNX Runtime's per-tensor dynamic quantization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.exporter import int8_recipes
+from export.quantize import Int8Recipe, layer_of, quantize_int8
+
+
+def _matmul_graph(path: Path, weight: np.ndarray) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", weight.shape[0]])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", weight.shape[1]])
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="/encoder/layer.0/dense/MatMul")
+    graph = helper.make_graph([node], "g", [x], [y], [numpy_helper.from_array(weight, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.fixture(scope="module")
+def outlier_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A MatMul and an activation where one token carries a 200x outlier."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.05, (64, 48)).astype(np.float32)
+    x = rng.normal(0, 1, (2, 7, 64)).astype(np.float32)
+    x[0, 3, 5] = 200.0
+    path = tmp_path_factory.mktemp("graph") / "matmul.onnx"
+    _matmul_graph(path, weight)
+    return path, x, x @ weight
+
+
+def test_per_token_keeps_ordinary_tokens_accurate(
+    outlier_case: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    path, x, expected = outlier_case
+    errors = {}
+    for scheme in ("per-tensor", "per-token"):
+        out = tmp_path / f"{scheme}.onnx"
+        quantize_int8(path, out, Int8Recipe(scheme))
+        got = _run(out, x)
+        assert got.shape == expected.shape
+        ordinary = np.ones(x.shape[:2], bool)
+        ordinary[0, 3] = False
+        errors[scheme] = np.abs(got - expected)[ordinary].max() / np.abs(expected).max()
+    assert errors["per-token"] < 0.01
+    assert errors["per-token"] < errors["per-tensor"] / 5
+
+
+def test_per_token_is_exact_on_representable_values(tmp_path: Path) -> None:
+    weight = (np.arange(16 * 8).reshape(16, 8) % 7 - 3).astype(np.float32)  # already 7-bit integers
+    path = tmp_path / "matmul.onnx"
+    _matmul_graph(path, weight)
+    x = np.tile(np.arange(16, dtype=np.float32) - 3, (1, 3, 1)) * 0.5  # min -1.5 .. max 6: 255 steps fit
+    out = tmp_path / "pt.onnx"
+    quantize_int8(path, out, Int8Recipe("per-token"))
+    np.testing.assert_allclose(_run(out, x), x @ weight, rtol=0, atol=0.05)
+
+
+def test_fp32_layers_are_left_alone(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    from export.onnx_graph import export_raw
+
+    raw = export_raw(bert[0], tmp_path)
+    out = tmp_path / "int8.onnx"
+    quantize_int8(raw, out, Int8Recipe("per-token", fp32_layers=(0,)))
+    model = onnx.load(str(out))
+    plain = [
+        n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in {i.name for i in model.graph.initializer}
+    ]
+    assert plain and {layer_of(n) for n in plain} == {0}
+    assert sum(n.op_type == "MatMulIntegerToFloat" for n in model.graph.node) == 6  # layer 1: q k v o in out
+
+
+def test_recipes_go_from_fastest_to_most_conservative() -> None:
+    recipes = int8_recipes(list(range(6)))
+    assert [r.activations for r in recipes[:2]] == ["per-tensor", "per-token"]
+    assert [r.fp32_layers for r in recipes[2:]] == [(0,), (0, 1), (0, 1, 2)]
