@@ -2,7 +2,8 @@
 
 The seed recipe (the defaults of `TrainConfig`): LambdaLoss with the NDCGLoss2++
 scheme, lr 2e-5, 1 epoch, warmup 0.1, batch 8 (lists for LambdaLoss, pairs for BCE),
-256 tokens per pair. On CUDA it trains in fp16 with gradient checkpointing; on CPU in
+256 tokens per pair. Batches group rows of similar length
+(`train.sampler`). On CUDA it trains in fp16 with gradient checkpointing; on CPU in
 fp32, deterministic for a given seed.
 
 The checkpoint directory holds the model (`CrossEncoder(DIR)` loads it), `metrics.json`
@@ -54,6 +55,7 @@ from train.data import DataFile, as_lists, as_pairs, read_files
 from train.errors import BaseModelError
 from train.evaluate import evaluate
 from train.model_card import render_model_card
+from train.sampler import LengthGroupedBatchSampler
 from train.staging import check_output, staged_directory
 
 _VERSIONED = ("torch", "transformers", "sentence-transformers")
@@ -95,6 +97,7 @@ def _arguments(config: TrainConfig, scratch: str, cuda: bool, progress: bool) ->
         fp16=cuda,
         gradient_checkpointing=cuda,
         dataloader_pin_memory=cuda,
+        batch_sampler=LengthGroupedBatchSampler,
         seed=config.seed,
         data_seed=config.seed,
         save_strategy="no",
