@@ -1,0 +1,166 @@
+"""The benchmark harness on tiny offline models: formulas by hand, measurement helpers, and the
+throughput and scaling commands end to end (tiny inputs, one round)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import long_pairs_table
+
+from benchmarks import ceiling, flops, mmbert_arch, scaling, throughput
+from benchmarks.child import ChildFailed, run_child
+from benchmarks.quality import compare
+
+MINILM_CONFIG = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "intermediate_size": 1536}
+MMBERT_CONFIG = {"model_type": "modernbert", **mmbert_arch.MMBERT_SMALL}
+
+
+def test_flops_of_minilm_by_hand() -> None:
+    # per layer: 4*384^2 + 2*384*1536 = 1,769,472 weights; 6 layers -> 2*6*1,769,472 = 21,233,664 FLOPs/token
+    # attention at 36 tokens: 6 layers * 4*36*384 = 331,776; head: 2*(384^2 + 384) = 295,680
+    assert flops.flops_per_token(MINILM_CONFIG, 36) == 21_233_664 + 331_776
+    assert flops.pair_flops(MINILM_CONFIG, 36) == 36 * 21_565_440 + 295_680 == 776_651_520
+
+
+def test_flops_of_mmbert_small_by_hand() -> None:
+    # per layer: 4*384^2 + 3*384*1152 = 1,916,928 weights; 22 layers -> 84,344,832 FLOPs/token
+    assert flops.linear_params_per_layer(MMBERT_CONFIG) == 1_916_928
+    # 300 tokens: 8 global layers (0, 3, ..., 21) span 300, 14 local layers span 128
+    assert flops.attention_spans(MMBERT_CONFIG, 300).count(300) == 8
+    assert flops.flops_per_token(MMBERT_CONFIG, 300) == 84_344_832 + 4 * 384 * (8 * 300 + 14 * 128)
+    # 36 tokens (all layers span 36): 3.08 GFLOP/pair (BRIEF: "about 3.0")
+    assert flops.pair_flops(MMBERT_CONFIG, 36) == 36 * (84_344_832 + 22 * 4 * 36 * 384) + 2 * (384**2 + 384)
+    lengths = np.array([36, 36, 300])
+    assert flops.total_flops(MMBERT_CONFIG, lengths) == 2 * flops.pair_flops(MMBERT_CONFIG, 36) + flops.pair_flops(
+        MMBERT_CONFIG, 300
+    )
+
+
+def test_matmul_integer_graph_computes_the_product() -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(ceiling.matmul_integer_model(8, seed=3), providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    b = np.random.default_rng(3).integers(-64, 64, (8, 8), dtype=np.int8)
+    (y,) = session.run(None, {"A": a})
+    np.testing.assert_array_equal(y, (a.astype(np.int32) - 128) @ b.astype(np.int32))
+    assert ceiling.int8_gemm_gops(64, repeats=1) > 0
+
+
+def test_st_padding_replays_predict_batches() -> None:
+    queries, candidates = ["a", "bbbbbbbb", "cc", "dddd"], ["", "", "", ""]
+    lengths = np.array([3, 10, 4, 6])
+    # sorted by characters: 8, 4, 2, 1 chars -> lengths 10, 6, 4, 3; batches of 2: 2*10 + 2*4
+    assert throughput.st_padding(queries, candidates, lengths, batch_size=2) == 28
+
+
+def test_quality_figures() -> None:
+    reference = np.array([0.9, 0.2, 0.6, 0.1])
+    scores = np.array([0.8, 0.45, 0.4, 0.1])
+    groups = np.array(["q1", "q1", "q2", "q2"])
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    q = compare(reference, scores, groups, labels)
+    assert q["max_abs_diff"] == pytest.approx(0.25)
+    assert q["flips"] == 1 and q["flip_rate"] == 0.25
+    assert q["spearman"] == pytest.approx(0.8)
+    assert q["ndcg_at_10"] == q["ndcg_at_10_reference"] == 1.0 and q["ndcg_at_10_delta"] == 0.0
+    assert "ndcg_at_10" not in compare(reference, scores, groups, None)
+
+
+def test_child_peak_rss_is_its_own(tmp_path: Path) -> None:
+    allocate = "import numpy as np; a = np.ones(300_000_000 // 8); print(a.sum())"
+    big = run_child([sys.executable, "-c", allocate], tmp_path / "big.log")
+    small = run_child([sys.executable, "-c", "print(1)"], tmp_path / "small.log")
+    assert big.peak_rss_mb > 300 > small.peak_rss_mb
+    assert small.stdout.strip() == "1" and small.seconds > 0
+    with pytest.raises(ChildFailed, match="boom"):
+        run_child([sys.executable, "-c", "raise SystemExit('boom')"], tmp_path / "fail.log")
+
+
+def test_mmbert_arch_config_is_mmbert_small() -> None:
+    expected = {"vocab_size": 256000, "hidden_size": 384, "intermediate_size": 1152, "num_hidden_layers": 22}
+    expected |= {"num_attention_heads": 6, "global_attn_every_n_layers": 3, "local_attention": 128}
+    assert expected.items() <= mmbert_arch.MMBERT_SMALL.items()
+
+
+def test_tiny_mmbert_arch_scores_like_a_cross_encoder(tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    directory = mmbert_arch.build(tmp_path / "tiny", tiny=True)
+    config = json.loads((directory / "config.json").read_text())
+    assert (config["model_type"], config["num_hidden_layers"], config["vocab_size"]) == ("modernbert", 2, 256000)
+    scores = CrossEncoder(str(directory), device="cpu").predict([("a red shoe", "red shoe"), ("tea", "laptop")])
+    assert scores.shape == (2,) and np.all((scores > 0) & (scores < 1))
+
+
+def test_throughput_skips_absent_data(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, artifact = bert
+    args = ["--data", tmp_path / "absent.parquet", "--checkpoint", checkpoint, "--artifact", artifact]
+    result = CliRunner().invoke(throughput.main, [str(a) for a in [*args, "--out", tmp_path / "out"]])
+    assert result.exit_code == 0, result.output
+    assert "no such file" in result.output and "nothing measured" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def throughput_report(bert: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One real run of the harness: tiny BERT, 200 labelled pairs, one round (each path a fresh process)."""
+    checkpoint, artifact = bert
+    root = tmp_path_factory.mktemp("throughput")
+    data = root / "pairs.parquet"
+    pq.write_table(long_pairs_table(200, seed=5), data)
+    out = root / "results"
+    args = ["--data", data, "--checkpoint", checkpoint, "--artifact", artifact, "--out", out]
+    args += ["--repeats", "1", "--rows", "150", "--ceiling-size", "128", "--name", "tiny-bert"]
+    result = CliRunner().invoke(throughput.main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "throughput.json").read_text())
+
+
+def test_throughput_writes_markdown_json_and_chart(throughput_report: tuple[Path, dict]) -> None:
+    out, report = throughput_report
+    assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "throughput.md").read_text()
+    assert "scorer int8 / torch" in text and "scorer int8 / ST ONNX int8" in text and "throughput.png" in text
+    assert report["data"]["rows"] == 150 and report["repeats"] == 1
+    assert set(report["ratios"]) >= {"scorer_int8_vs_torch", "scorer_int8_vs_st_onnx_int8"}
+    assert len(report["targets"]) == 5
+    for target in report["targets"]:
+        assert ("yes" if target["met"] else "**NO**") in text.split(target["name"], 1)[1].splitlines()[0]
+
+
+def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict]) -> None:
+    _, report = throughput_report
+    paths: dict[str, dict[str, Any]] = {p["name"]: p for p in report["paths"]}
+    assert list(paths) == ["torch", "st_onnx_int8", "scorer_fp32", "scorer_int8"]
+    for p in paths.values():
+        assert p["pairs_per_s"] > 0 and p["tokens_per_s"] > p["pairs_per_s"]
+        assert p["scoring_pairs_per_s"] >= p["pairs_per_s"] and p["peak_rss_mb"] > 50
+        assert 0 < p["padding_efficiency"] <= 1 and 0 < p["ceiling_fraction"]
+        q = p["quality"]
+        assert -1 <= q["spearman"] <= 1 and isinstance(q["flips"], int) and 0 <= q["flip_rate"] <= 1
+        assert 0 <= q["ndcg_at_10"] <= 1
+    assert paths["torch"]["quality"]["max_abs_diff"] == 0 and paths["torch"]["quality"]["flips"] == 0
+    assert paths["scorer_fp32"]["quality"]["max_abs_diff"] < 1e-4
+    ratio = paths["scorer_int8"]["pairs_per_s"] / paths["torch"]["pairs_per_s"]
+    assert report["ratios"]["scorer_int8_vs_torch"] == pytest.approx(ratio)
+    assert report["ceilings"]["fp32_gflops"] > 0 and report["ceilings"]["int8_gops"] > 0
+
+
+def test_scaling_end_to_end(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    _, artifact = bert
+    out = tmp_path / "scaling"
+    args = ["--artifact", artifact, "--out", out, "--rows", "300", "--rows", "60", "--note", "tiny model"]
+    result = CliRunner().invoke(scaling.main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "scaling.json").read_text())
+    assert [r["rows"] for r in report["runs"]] == [60, 300]
+    assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 for r in report["runs"])
+    assert "tiny model" in (out / "scaling.md").read_text() and (out / "scaling.png").is_file()
