@@ -83,6 +83,13 @@ def markdown(result: dict[str, Any], chart: str) -> str:
             f"end to end. Verdict: {verdict}."
         ),
         "",
+        (
+            f"After start-up (imports and model loading excluded): scorer int8 / torch "
+            f"{ratios['scorer_int8_vs_torch_after_load']:.2f}x, scorer int8 / ST ONNX int8 "
+            f"{ratios['scorer_int8_vs_st_onnx_int8_after_load']:.2f}x. Start-up is a fixed cost per process, "
+            "so end-to-end ratios grow as inputs shrink: compare runs of the same size."
+        ),
+        "",
         "## Targets",
         "",
         *_targets_table(result),

@@ -278,8 +278,8 @@ def benchmark(
     results = [summarise_path(m, reference, info, flops, ceilings, st_padded) for m in measured.values()]
     by_name = {r["name"]: r for r in results}
 
-    def ratio(a: str, b: str) -> float:
-        return by_name[a]["pairs_per_s"] / by_name[b]["pairs_per_s"]
+    def ratio(a: str, b: str, key: str = "pairs_per_s") -> float:
+        return by_name[a][key] / by_name[b][key]
 
     def per_round(a: str, b: str) -> list[float]:
         return [rb.seconds / ra.seconds for ra, rb in zip(measured[a].runs, measured[b].runs, strict=True)]
@@ -289,6 +289,8 @@ def benchmark(
         "scorer_int8_vs_st_onnx_int8": ratio(SCORER_INT8, ST_ONNX_INT8),
         "scorer_fp32_vs_torch": ratio("scorer_fp32", TORCH),
         "st_onnx_int8_vs_torch": ratio(ST_ONNX_INT8, TORCH),
+        "scorer_int8_vs_torch_after_load": ratio(SCORER_INT8, TORCH, "scoring_pairs_per_s"),
+        "scorer_int8_vs_st_onnx_int8_after_load": ratio(SCORER_INT8, ST_ONNX_INT8, "scoring_pairs_per_s"),
     }
     return {
         "command": "python -m benchmarks.throughput " + shlex.join(sys.argv[1:]),

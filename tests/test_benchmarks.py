@@ -124,6 +124,7 @@ def throughput_report(bert: tuple[Path, Path], tmp_path_factory: pytest.TempPath
     return out, json.loads((out / "throughput.json").read_text())
 
 
+@pytest.mark.slow  # four fresh processes, three of them import torch; about a minute on 2 cores
 def test_throughput_writes_markdown_json_and_chart(throughput_report: tuple[Path, dict]) -> None:
     out, report = throughput_report
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,10 +133,12 @@ def test_throughput_writes_markdown_json_and_chart(throughput_report: tuple[Path
     assert report["data"]["rows"] == 150 and report["repeats"] == 1
     assert set(report["ratios"]) >= {"scorer_int8_vs_torch", "scorer_int8_vs_st_onnx_int8"}
     assert len(report["targets"]) == 5
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
     for target in report["targets"]:
-        assert ("yes" if target["met"] else "**NO**") in text.split(target["name"], 1)[1].splitlines()[0]
+        assert rows[target["name"]].endswith("| yes |" if target["met"] else "| **NO** |")
 
 
+@pytest.mark.slow
 def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict]) -> None:
     _, report = throughput_report
     paths: dict[str, dict[str, Any]] = {p["name"]: p for p in report["paths"]}
@@ -146,7 +149,7 @@ def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict]) -> No
         assert 0 < p["padding_efficiency"] <= 1 and 0 < p["ceiling_fraction"]
         q = p["quality"]
         assert -1 <= q["spearman"] <= 1 and isinstance(q["flips"], int) and 0 <= q["flip_rate"] <= 1
-        assert 0 <= q["ndcg_at_10"] <= 1
+        assert 0 <= q["ndcg_at_10"] <= 1 + 1e-9
     assert paths["torch"]["quality"]["max_abs_diff"] == 0 and paths["torch"]["quality"]["flips"] == 0
     assert paths["scorer_fp32"]["quality"]["max_abs_diff"] < 1e-4
     ratio = paths["scorer_int8"]["pairs_per_s"] / paths["torch"]["pairs_per_s"]
