@@ -90,6 +90,7 @@ def markdown(result: dict[str, Any], chart: str) -> str:
             "so end-to-end ratios grow as inputs shrink: compare runs of the same size."
         ),
         "",
+        *([result["note"], ""] if result.get("note") else []),
         "## Targets",
         "",
         *_targets_table(result),

@@ -349,6 +349,7 @@ def benchmark(
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="Use the first N pairs [all].")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Rounds.")
 @click.option("--name", default=None, help="Model name in the report [the checkpoint folder's name].")
+@click.option("--note", default="", help="A paragraph for the report (e.g. why quality targets do not apply).")
 @click.option(
     "--work",
     type=click.Path(file_okay=False, path_type=Path),
@@ -370,6 +371,7 @@ def main(
     rows: int | None,
     repeats: int,
     name: str | None,
+    note: str,
     work: Path | None,
     ceiling_size: int,
 ) -> None:
@@ -388,6 +390,7 @@ def main(
         result = benchmark(
             files, checkpoint, artifact, folder, rows, repeats, ceiling_size, name or checkpoint.name, log
         )
+    result["note"] = note
     written = report.write(result, out)
     ratios = result["ratios"]
     log(

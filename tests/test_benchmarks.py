@@ -118,7 +118,18 @@ def throughput_report(bert: tuple[Path, Path], tmp_path_factory: pytest.TempPath
     pq.write_table(long_pairs_table(200, seed=5), data)
     out = root / "results"
     args = ["--data", data, "--checkpoint", checkpoint, "--artifact", artifact, "--out", out]
-    args += ["--repeats", "1", "--rows", "150", "--ceiling-size", "128", "--name", "tiny-bert"]
+    args += [
+        "--repeats",
+        "1",
+        "--rows",
+        "150",
+        "--ceiling-size",
+        "128",
+        "--name",
+        "tiny-bert",
+        "--note",
+        "Tiny random model.",
+    ]
     result = CliRunner().invoke(throughput.main, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "throughput.json").read_text())
@@ -129,7 +140,12 @@ def test_throughput_writes_markdown_json_and_chart(throughput_report: tuple[Path
     out, report = throughput_report
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "throughput.md").read_text()
-    assert "scorer int8 / torch" in text and "scorer int8 / ST ONNX int8" in text and "throughput.png" in text
+    assert (
+        "Tiny random model." in text
+        and "scorer int8 / torch" in text
+        and "scorer int8 / ST ONNX int8" in text
+        and "throughput.png" in text
+    )
     assert report["data"]["rows"] == 150 and report["repeats"] == 1
     assert set(report["ratios"]) >= {"scorer_int8_vs_torch", "scorer_int8_vs_st_onnx_int8"}
     assert len(report["targets"]) == 5
