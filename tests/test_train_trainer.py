@@ -20,7 +20,7 @@ from scorer.metrics import classify
 from train.catalogue import listwise_table, pairs_table
 from train.config import TrainConfig
 from train.data import read_files
-from train.evaluate import evaluate, predict
+from train.evaluate import evaluate, evaluate_checkpoint, predict
 from train.trainer import train
 
 # Tiny models gain nothing from threads, and on a busy 2-core machine threads make them crawl.
@@ -156,6 +156,9 @@ def test_bce_on_pairs_tunes_a_threshold_the_checkpoint_reproduces(train_toy: dic
     again = classify(eval_data["label"].to_numpy() >= 0.5, scores, metrics["threshold"])
     assert again.f1 == pytest.approx(figures["f1"], abs=1e-6)
     assert again.precision == pytest.approx(figures["precision"], abs=1e-6)
+    held_back = evaluate_checkpoint(output, [train_toy["eval_pairs"]], metrics["threshold"])
+    assert held_back["threshold_source"] == "given"
+    assert held_back["pairs"]["f1"] == pytest.approx(figures["f1"], abs=1e-6)
     assert 0.0 <= figures["ndcg@10"] <= 1.0 and figures["f1"] >= figures["f1@0.5"]
     assert "`BinaryCrossEntropyLoss`" in (output / "README.md").read_text()
 

@@ -12,6 +12,7 @@ Scores are what `CrossEncoder.predict` returns, i.e. after the model's activatio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from sentence_transformers.cross_encoder.evaluation import (
 )
 
 from scorer.metrics import best_threshold, classify, ndcg_at_k
-from train.data import RELEVANT, DataFile, as_pairs, explode
+from train.data import RELEVANT, DataFile, as_pairs, explode, read_files
 
 AT_K = 10
 
@@ -104,3 +105,10 @@ def evaluate(
     if result["threshold"] is None:
         result["threshold"], result["threshold_source"] = 0.5, "default (no eval data)"
     return result
+
+
+def evaluate_checkpoint(
+    checkpoint: Path | str, files: Sequence[Path | str], threshold: float | None = None
+) -> dict[str, Any]:
+    """`evaluate` a saved checkpoint on files, e.g. a held-back split at its threshold."""
+    return evaluate(CrossEncoder(str(checkpoint)), read_files(files), threshold)
