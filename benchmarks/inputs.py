@@ -38,9 +38,12 @@ def load_pairs(paths: list[Path], rows: int | None) -> pa.Table:
     return table.slice(0, rows) if rows is not None else table
 
 
-def catalogue_pairs(rows: int, path: Path, seed: int = 0, distinct: int = 100_000) -> Path:
+def catalogue_pairs(
+    rows: int, path: Path, seed: int = 0, distinct: int = 100_000, row_group_rows: int = 10_000
+) -> Path:
     """Write `rows` rows of the sample catalogue (`train.catalogue.sample_pairs`) to `path`: up to
-    `distinct` generated pairs, repeated in row groups until `rows` are written."""
+    `distinct` generated pairs, repeated until `rows` are written, in row groups of `row_group_rows`
+    at every size (so that the unit a reader loads does not grow with the file)."""
     from train.catalogue import sample_pairs
 
     base = sample_pairs(min(rows, distinct), seed=seed).select(list(COLUMNS))
@@ -48,6 +51,6 @@ def catalogue_pairs(rows: int, path: Path, seed: int = 0, distinct: int = 100_00
         written = 0
         while written < rows:
             chunk = base.slice(0, rows - written)
-            writer.write_table(chunk)
+            writer.write_table(chunk, row_group_size=row_group_rows)
             written += chunk.num_rows
     return path

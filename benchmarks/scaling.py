@@ -149,7 +149,7 @@ def main(artifact: Path, out: Path, sizes: tuple[int, ...], precision: str, note
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "model": describe_artifact(artifact, precision),
         "precision": precision,
-        "input": "sample catalogue pairs (train.catalogue.sample_pairs, seed 0; up to 100k distinct, repeated)",
+        "input": "sample catalogue pairs (train.catalogue.sample_pairs, seed 0; up to 100k distinct, repeated; row groups of 10k rows)",
         "note": note,
         "runs": runs,
         "time_per_row_ratio": runs[-1]["us_per_row"] / runs[0]["us_per_row"],
