@@ -3,7 +3,7 @@
 ndcg@10 per dataset for the torch checkpoint and its int8 artifact side by side, against published
 anchors.
 
-    python -m benchmarks.quality --data ../shared/data --out benchmarks/results/quality
+    python -m benchmarks.model_quality --data ../shared/data --out benchmarks/results/quality
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def main(
             err=True,
         )
     report = {
-        "command": "python -m benchmarks.quality --data ../shared/data",
+        "command": "python -m benchmarks.model_quality --data ../shared/data",
         "model": f"MiniLM-L6 cross-encoder ({config.base_model.split('/')[-1] if base_model else 'all-MiniLM-L6-v2'})",
         "train_config": metrics["config"],
         "train": metrics["train"],
