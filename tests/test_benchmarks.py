@@ -183,3 +183,17 @@ def test_scaling_end_to_end(bert: tuple[Path, Path], tmp_path: Path) -> None:
     assert [r["rows"] for r in report["runs"]] == [60, 300]
     assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 for r in report["runs"])
     assert "tiny model" in (out / "scaling.md").read_text() and (out / "scaling.png").is_file()
+
+
+def test_op_profile_splits_the_time(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    from benchmarks import op_profile
+
+    _, artifact = bert
+    data = tmp_path / "pairs.parquet"
+    pq.write_table(long_pairs_table(40, seed=2), data)
+    args = ["--artifact", artifact, "--precision", "int8", "--data", data, "--rows", "30", "--out", tmp_path]
+    result = CliRunner().invoke(op_profile.main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "op_profile-int8.json").read_text())
+    assert report["pairs"] == 30 and report["run_s"] > 0 and 0 < report["kernel_s"] <= report["run_s"]
+    assert any("MatMul" in name for name in report["ops"]) and "| op type |" in result.output
