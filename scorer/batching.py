@@ -5,7 +5,7 @@ rounding only adds work: on short product titles it costs ~7% of the tokens).
 The plan depends only on the lengths, so a given window always yields the same batches (which matters
 for int8, whose dynamic activation scales make a score depend on its batch).
 
->>> [list(b.rows) for b in plan_batches(np.array([5, 30, 7, 29]), batch_tokens=64)]
+>>> [b.rows.tolist() for b in plan_batches(np.array([5, 30, 7, 29]), batch_tokens=64)]
 [[1, 3], [2, 0]]
 """
 
