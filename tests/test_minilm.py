@@ -25,8 +25,18 @@ def minilm(tmp_path_factory: pytest.TempPathFactory, calibration_file: Path) -> 
     torch.manual_seed(0)
     model = CrossEncoder(str(MINILM), num_labels=1, max_length=256, device="cpu")
     model.save(str(root / "checkpoint"))
-    result = invoke("export", root / "checkpoint", "-o", root / "artifact", "--calibration", calibration_file,
-                    "--precisions", "fp32,int8", "--int8-max-flip-rate", "1")
+    result = invoke(
+        "export",
+        root / "checkpoint",
+        "-o",
+        root / "artifact",
+        "--calibration",
+        calibration_file,
+        "--precisions",
+        "fp32,int8",
+        "--int8-max-flip-rate",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     return root / "checkpoint", root / "artifact"
 
