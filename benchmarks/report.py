@@ -21,6 +21,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _export_time(seconds: float | None) -> str:
+    return "reused from an earlier run in the same --work folder" if seconds is None else f"{seconds:.0f} s"
+
+
 def _paths_table(result: dict[str, Any]) -> list[str]:
     lines = [
         (
@@ -125,7 +129,7 @@ def markdown(result: dict[str, Any], chart: str) -> str:
             f"as pairs/s for this model and data: fp32 {ceilings['fp32_pairs_per_s']:.0f}, "
             f"int8 {ceilings['int8_pairs_per_s']:.0f}."
         ),
-        f"- sentence-transformers ONNX export (once, not timed in the paths): {result['st_onnx_export_s']:.0f} s.",
+        f"- sentence-transformers ONNX export (once, not timed in the paths): {_export_time(result['st_onnx_export_s'])}.",
         "",
         "## How it is measured",
         "",

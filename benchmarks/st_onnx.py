@@ -11,6 +11,7 @@ x u8 weights, per-channel weights). `avx2` matches this CPU (no AVX-512, no VNNI
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import click
@@ -33,6 +34,16 @@ def export_int8(checkpoint: Path, directory: Path) -> Path:
 
 def is_built(directory: Path) -> bool:
     return (Path(directory) / INT8_FILE).is_file()
+
+
+def cache_dir(work: Path, checkpoint: Path) -> Path:
+    """Where the export of `checkpoint` lives under `work`: keyed by the checkpoint's path and its files'
+    names, sizes and modification times, so a reused scratch folder never serves another model's export."""
+    digest = hashlib.sha256(str(Path(checkpoint).resolve()).encode())
+    for path in sorted(Path(checkpoint).iterdir()):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return Path(work) / f"st-onnx-{digest.hexdigest()[:12]}"
 
 
 @click.command()

@@ -35,7 +35,7 @@ from benchmarks.flops import load_config, total_flops
 from benchmarks.inputs import load_pairs, present
 from benchmarks.paths import SCORER_INT8, ST_ONNX_INT8, TORCH, BenchPath, build_paths
 from benchmarks.quality import compare
-from benchmarks.st_onnx import is_built
+from benchmarks.st_onnx import cache_dir, is_built
 from scorer.artifact import load_manifest
 from scorer.tokenize import PairTokenizer
 
@@ -241,8 +241,8 @@ def benchmark(
     config = load_config(checkpoint)
     flops = total_flops(config, encoded.lengths)
 
-    st_dir = work / "st-onnx"
-    export_seconds = 0.0
+    st_dir = cache_dir(work, checkpoint)
+    export_seconds = None  # reused from an earlier run with the same --work
     if not is_built(st_dir):
         log(f"building sentence-transformers' ONNX int8 model in {st_dir}")
         start = time.perf_counter()

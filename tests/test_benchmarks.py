@@ -197,3 +197,16 @@ def test_op_profile_splits_the_time(bert: tuple[Path, Path], tmp_path: Path) -> 
     report = json.loads((tmp_path / "op_profile-int8.json").read_text())
     assert report["pairs"] == 30 and report["run_s"] > 0 and 0 < report["kernel_s"] <= report["run_s"]
     assert any("MatMul" in name for name in report["ops"]) and "| op type |" in result.output
+
+
+def test_st_onnx_cache_is_keyed_by_checkpoint(tmp_path: Path) -> None:
+    from benchmarks.st_onnx import cache_dir
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for directory in (one, two):
+        directory.mkdir()
+        (directory / "config.json").write_text("{}")
+    assert cache_dir(tmp_path, one) == cache_dir(tmp_path, one) != cache_dir(tmp_path, two)
+    before = cache_dir(tmp_path, one)
+    (one / "model.safetensors").write_bytes(b"retrained")
+    assert cache_dir(tmp_path, one) != before
