@@ -25,18 +25,13 @@ import pyarrow.parquet as pq
 from scorer.artifact import variant_path
 from scorer.batching import pad_batch, plan_batches
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, LoadedModel
-from scorer.session import default_threads
+from scorer.session import default_threads, session_options
 
 
 def _session(path: Path, threads: int, prefix: str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options = session_options(threads)  # the same settings `scorer run` uses
     options.enable_profiling = True
     options.profile_file_prefix = prefix
-    options.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 

@@ -37,7 +37,7 @@ def spearman(a: ArrayLike, b: ArrayLike) -> float:
     sx, sy = x.std(), y.std()
     if sx == 0 or sy == 0:
         return 1.0 if np.array_equal(np.asarray(a), np.asarray(b)) else 0.0
-    return float(((x - x.mean()) * (y - y.mean())).mean() / (sx * sy))
+    return float(np.clip(((x - x.mean()) * (y - y.mean())).mean() / (sx * sy), -1.0, 1.0))
 
 
 def decision_flips(reference: ArrayLike, candidate: ArrayLike, threshold: float) -> int:

@@ -48,6 +48,19 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Throughput settings: all cores intra-op, one inter-op thread, sequential, all graph optimizations."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = True
+    options.enable_mem_pattern = True
+    options.log_severity_level = 3
+    return options
+
+
 @dataclass
 class OnnxModel:
     """An inference session over one variant, fed with padded int64 batches, returning float32 logits."""
@@ -58,14 +71,7 @@ class OnnxModel:
 
     @classmethod
     def load(cls, path: Path, provider: str = CPU, threads: int | None = None) -> OnnxModel:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.enable_cpu_mem_arena = True
-        options.enable_mem_pattern = True
-        options.log_severity_level = 3
+        options = session_options(threads)
         providers = [provider] if provider == CPU else [provider, CPU]
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
