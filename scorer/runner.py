@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,23 +48,42 @@ class Prepared:
 _DONE = object()
 
 
-def _background(produce: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
-    """Run a generator one or two items ahead in a daemon thread, re-raising its errors here."""
+@contextmanager
+def _background(produce: Iterator[Prepared], depth: int = 2) -> Iterator[Iterator[Prepared]]:
+    """Run a generator one or two items ahead in a thread, re-raising its errors in the consumer.
+
+    On leaving (done, error or interrupt) the thread is stopped and joined, so the process never exits
+    while it is inside native code (tokenizers, pyarrow): that aborts the interpreter at shutdown.
+    """
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
 
     def worker() -> None:
         try:
             for item in produce:
+                if stop.is_set():
+                    return
                 items.put(item)
             items.put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             items.put(exc)
 
-    threading.Thread(target=worker, daemon=True, name="scorer-reader").start()
-    while (item := items.get()) is not _DONE:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    def consume() -> Iterator[Prepared]:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    thread = threading.Thread(target=worker, name="scorer-reader")
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while thread.is_alive():  # drain, so a worker blocked on a full queue can see `stop`
+            with suppress(queue.Empty):
+                items.get(timeout=0.05)
+        thread.join()
 
 
 def fingerprint(inputs: list[InputFile], model: LoadedModel, settings: RunSettings) -> dict[str, Any]:
@@ -127,9 +147,12 @@ def run(
     stats = Stats()
     resumed_rows = 0
     start = time.perf_counter()
-    with _progress(show_progress) as progress:
+    with (
+        _progress(show_progress) as progress,
+        _background(_prepare(inputs, model, settings, staged.done)) as prepared,
+    ):
         task = progress.add_task("score", total=total, rate=0.0)
-        for item in _background(_prepare(inputs, model, settings, staged.done)):
+        for item in prepared:
             window = item.window
             if item.encoded is None:
                 resumed_rows += window.batch.num_rows

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pytest
 from conftest import invoke
 
 from scorer.output import staging_dir
+from scorer.pipeline import LoadedModel
+from scorer.reader import open_inputs
+from scorer.runner import RunSettings, run
 
 ROWS = 6000
 
@@ -108,6 +112,29 @@ def test_sigterm_saves_progress_and_says_how_to_resume(
     finished = subprocess.run(_command(big_input, bert[1], output), check=False, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert pq.read_table(output)["row_id"].to_pylist() == list(range(ROWS))
+
+
+def test_interrupt_stops_the_reader_thread_before_returning(
+    bert: tuple[Path, Path], big_input: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader thread left running in native code at interpreter exit aborts the process (CI saw it)."""
+    model = LoadedModel.load(bert[1], "fp32")
+    real = LoadedModel.score_encoded
+    calls = []
+
+    def interrupted(self: LoadedModel, *args: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("SIGTERM")
+        return real(self, *args)
+
+    monkeypatch.setattr(LoadedModel, "score_encoded", interrupted)
+    sources = open_inputs([big_input], "query", "candidate", "score")
+    output = tmp_path / "out.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run(sources, model, output, RunSettings(window_rows=100), show_progress=False)
+    assert not [thread for thread in threading.enumerate() if thread.name == "scorer-reader"]
+    assert len(list(staging_dir(output).glob("part-*.parquet"))) == 2
 
 
 def test_changed_input_is_refused_until_restart(bert: tuple[Path, Path], big_input: Path, tmp_path: Path) -> None:
