@@ -79,8 +79,24 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
 @click.option("--precisions", default="fp32,int8,fp16", show_default=True, help="Variants to build (fp32 always).")
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
 @click.option("--force", is_flag=True, help="Replace an existing artifact directory.")
+@click.option(
+    "--int8-activations",
+    type=click.Choice(["auto", "per-tensor", "per-token-mixed", "per-token"]),
+    default="auto",
+    show_default=True,
+    help="int8 activation scales to try; auto: fastest first, the first that passes the gate is kept "
+    "(see export/quantize.py).",
+)
 @gate_options
-def export(checkpoint: Path, output: Path, precisions: str, max_length: int | None, force: bool, **params: Any) -> None:
+def export(
+    checkpoint: Path,
+    output: Path,
+    precisions: str,
+    max_length: int | None,
+    force: bool,
+    int8_activations: str,
+    **params: Any,
+) -> None:
     """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 with a parity gate."""
     from export.calibration import load_calibration
     from export.exporter import export_artifact
@@ -99,7 +115,15 @@ def export(checkpoint: Path, output: Path, precisions: str, max_length: int | No
         target = output.parent / f".{output.name}.new"
         shutil.rmtree(target, ignore_errors=True)
     result = export_artifact(
-        checkpoint, target, gates, queries, candidates, chosen, max_length, log=lambda message: console.log(message)
+        checkpoint,
+        target,
+        gates,
+        queries,
+        candidates,
+        chosen,
+        max_length,
+        log=lambda message: console.log(message),
+        int8_activations=int8_activations,
     )
     if target != output:
         old = output.parent / f".{output.name}.old"

@@ -44,21 +44,29 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def int8_recipes(layers: list[int]) -> list[Int8Recipe]:
-    """Candidate int8 recipes, fastest first: per-tensor everywhere, per-token everywhere, then
-    per-token with the first layers kept in fp32 one by one (where activation outliers live), up to
-    half of the encoder."""
+def int8_recipes(layers: list[int], activations: str = "auto") -> list[Int8Recipe]:
+    """Candidate int8 recipes, fastest first: per-tensor everywhere, per-token (mixed, then asymmetric)
+    everywhere, then per-token with the first layers kept in fp32 one by one (where activation outliers
+    live), up to half of the encoder. `activations` other than "auto" keeps only that scheme's recipes."""
     kept = [Int8Recipe("per-token", tuple(layers[:k])) for k in range(1, len(layers) // 2 + 1)]
-    return [Int8Recipe("per-tensor"), Int8Recipe("per-token"), *kept]
+    recipes = [Int8Recipe("per-tensor"), Int8Recipe("per-token-mixed"), Int8Recipe("per-token"), *kept]
+    return [recipe for recipe in recipes if activations in ("auto", recipe.activations)]
 
 
 class Exporter:
     """Builds an artifact in `staging`, scoring each variant against the torch reference."""
 
     def __init__(
-        self, checkpoint: Path, staging: Path, gates: Gates, max_length: int | None, log: Callable[[str], None]
+        self,
+        checkpoint: Path,
+        staging: Path,
+        gates: Gates,
+        max_length: int | None,
+        log: Callable[[str], None],
+        int8_activations: str = "auto",
     ) -> None:
         self.checkpoint = checkpoint
+        self.int8_activations = int8_activations
         self.staging = staging
         self.gates = gates
         self.log = log
@@ -134,7 +142,7 @@ class Exporter:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
-        for recipe in int8_recipes(encoder_layers(raw)):
+        for recipe in int8_recipes(encoder_layers(raw), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
             quantize_int8(raw, path, recipe)
             self._add_variant("int8", path, recipe.to_dict())
@@ -158,13 +166,15 @@ def export_artifact(
     precisions: tuple[str, ...] = PRECISIONS,
     max_length: int | None = None,
     log: Callable[[str], None] = print,
+    int8_activations: str = "auto",
 ) -> ExportResult:
     """Export and gate; on success rename the staged artifact onto `output`, else raise GateError."""
     staging = output.parent / f".{output.name}.export-tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        result = Exporter(checkpoint, staging, gates, max_length, log).build(queries, candidates, precisions)
+        exporter = Exporter(checkpoint, staging, gates, max_length, log, int8_activations)
+        result = exporter.build(queries, candidates, precisions)
         if result.manifest is None:
             failed = {p: v["failures"] for p, v in result.parity.items() if not v["passed"]}
             raise GateError(f"parity gate failed, no artifact written: {failed}")

@@ -1,4 +1,4 @@
-"""int8 MatMuls with per-token (per-row) asymmetric activation scales, in standard ONNX ops.
+"""int8 MatMuls with per-token (per-row) activation scales, in standard ONNX ops.
 
 ONNX Runtime's dynamic quantization uses one activation scale per tensor, so one outlier token
 coarsens every other token of the batch; on product cross-encoders that flips dedup decisions
@@ -7,6 +7,15 @@ coarsens every other token of the batch; on product cross-encoders that flips de
     s, z   = (max_row - min_row) / 255, round(-min_row / s)    per row, the range including 0
     q      = QuantizeLinear(x, s, z, axis=0)                   uint8 [rows, K]
     y      = MatMulIntegerToFloat(q, W_q, 1, s_col) * s - (s * z) (x) (colsum(W_q) * s_col)
+
+With `symmetric` (the `per-token-mixed` recipe), activations that come out of LayerNorm or attention
+(centred around 0) use a symmetric row scale and the fixed zero point 128, which the GEMM applies
+itself, so the rank-1 correction disappears:
+
+    s      = max|x_row| / 127,   q = QuantizeLinear(x, s, 128, axis=0)
+    y      = MatMulIntegerToFloat(q, W_q, 1, s_col, 128) * s
+
+Activations out of GELU / GeGLU (one-sided) keep the asymmetric scheme.
 
 `W_q` is int8 per output channel with 7 bits (|W_q| <= 63), so AVX2's u8 x s8 multiply-add
 (vpmaddubsw adds pairs of products in int16) cannot saturate: 2 * 255 * 63 < 32767. MatMuls that
@@ -35,13 +44,17 @@ def _quantize_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return quantized, scale
 
 
+CENTRED = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization", "Reshape", "Transpose"}
+
+
 @dataclass
 class _Quantized:
-    """Names of an activation's per-row quantization: 2-D uint8 values, row scales, s * z."""
+    """Names of an activation's per-row quantization: 2-D uint8 values, row scales, and s * z
+    (None when symmetric: zero point 128, applied by the GEMM)."""
 
     values: str
     scale: str
-    offset: str
+    offset: str | None
 
 
 class _Builder:
@@ -58,6 +71,8 @@ class _Builder:
             "pt_inv255": np.array(1.0 / 255.0, np.float32),
             "pt_eps": np.array(1e-8, np.float32),
             "pt_axis1": np.array([1], np.int64),
+            "pt_inv127": np.array(1.0 / 127.0, np.float32),
+            "pt_zp128": np.array(128, np.uint8),
         }.items():
             graph.initializer.append(numpy_helper.from_array(value, name))
 
@@ -69,13 +84,20 @@ class _Builder:
         self.graph.initializer.append(numpy_helper.from_array(value, name))
         return name
 
-    def quantize(self, x: str, k: int) -> _Quantized:
+    def quantize(self, x: str, k: int, symmetric: bool) -> _Quantized:
         """Per-row uint8 quantization of activation `x` (last dimension `k`), built once per activation."""
         if (x, k) in self.cache:
             return self.cache[(x, k)]
         p = f"pt_q{len(self.cache)}_"
         shape = self.initializer(p + "shape", np.array([-1, k], np.int64))
         flat = self.node("Reshape", [x, shape], p + "flat")
+        if symmetric:
+            high = self.node("ReduceMax", [self.node("Abs", [flat], p + "abs")], p + "max", axes=[1], keepdims=0)
+            scale = self.node("Max", [self.node("Mul", [high, "pt_inv127"], p + "s0"), "pt_eps"], p + "s")
+            zero = self.node("Expand", ["pt_zp128", self.node("Shape", [scale], p + "rows")], p + "z")
+            values = self.node("QuantizeLinear", [flat, scale, zero], p + "q", axis=0)
+            self.cache[(x, k)] = _Quantized(values, self.node("Unsqueeze", [scale, "pt_axis1"], p + "s_col"), None)
+            return self.cache[(x, k)]
         low = self.node("Min", [self.node("ReduceMin", [flat], p + "min0", axes=[1], keepdims=0), "pt_zero"], p + "min")
         high = self.node(
             "Max", [self.node("ReduceMax", [flat], p + "max0", axes=[1], keepdims=0), "pt_zero"], p + "max"
@@ -90,20 +112,26 @@ class _Builder:
         self.cache[(x, k)] = _Quantized(values, column, offset)
         return self.cache[(x, k)]
 
-    def matmul(self, node: onnx.NodeProto, weight: np.ndarray) -> None:
+    def matmul(self, node: onnx.NodeProto, weight: np.ndarray, symmetric: bool) -> None:
         """Replace `node` (x @ weight) with its per-token int8 form."""
         self.count += 1
         p = f"pt_m{self.count}_"
         k, n = weight.shape
-        q = self.quantize(node.input[0], k)
+        q = self.quantize(node.input[0], k, symmetric)
         quantized, col_scale = _quantize_weight(weight)
         wq = self.initializer(p + "wq", quantized)
         ws = self.initializer(p + "ws", col_scale)
-        correction = self.initializer(p + "cw", (quantized.astype(np.float32).sum(axis=0) * col_scale))
-        acc = self.node("MatMulIntegerToFloat", [q.values, wq, "pt_one", ws], p + "acc", domain=MS_DOMAIN)
-        scaled = self.node("Mul", [acc, q.scale], p + "scaled")
-        shift = self.node("Mul", [q.offset, correction], p + "shift")
-        flat = self.node("Sub", [scaled, shift], p + "flat")
+        if q.offset is None:
+            acc = self.node(
+                "MatMulIntegerToFloat", [q.values, wq, "pt_one", ws, "pt_zp128"], p + "acc", domain=MS_DOMAIN
+            )
+            flat = self.node("Mul", [acc, q.scale], p + "flat")
+        else:
+            correction = self.initializer(p + "cw", (quantized.astype(np.float32).sum(axis=0) * col_scale))
+            acc = self.node("MatMulIntegerToFloat", [q.values, wq, "pt_one", ws], p + "acc", domain=MS_DOMAIN)
+            scaled = self.node("Mul", [acc, q.scale], p + "scaled")
+            shift = self.node("Mul", [q.offset, correction], p + "shift")
+            flat = self.node("Sub", [scaled, shift], p + "flat")
         x_shape = self.node("Shape", [node.input[0]], p + "xshape")
         lead = self.node(
             "Slice",
@@ -120,18 +148,23 @@ class _Builder:
         self.nodes.append(helper.make_node("Reshape", [flat, out_shape], [node.output[0]], name=p + "out"))
 
 
-def quantize_per_token(fp32_path: Path, out_path: Path, skip: Callable[[onnx.NodeProto], bool]) -> int:
-    """Rewrite every MatMul whose B is a 2-D float initializer (unless `skip(node)`); returns how many."""
+def quantize_per_token(
+    fp32_path: Path, out_path: Path, skip: Callable[[onnx.NodeProto], bool], symmetric: bool = False
+) -> int:
+    """Rewrite every MatMul whose B is a 2-D float initializer (unless `skip(node)`); returns how many.
+    `symmetric`: centred activations (made by an op in `CENTRED`) get symmetric row scales."""
     model = onnx.load(str(fp32_path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
+    producers = {output: node.op_type for node in graph.node for output in node.output}
     builder = _Builder(graph)
     for node in list(graph.node):
         weight = initializers.get(node.input[1]) if node.op_type == "MatMul" else None
         if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT or skip(node):
             builder.nodes.append(node)
             continue
-        builder.matmul(node, numpy_helper.to_array(weight))
+        centred = symmetric and producers.get(node.input[0]) in CENTRED
+        builder.matmul(node, numpy_helper.to_array(weight), centred)
     del graph.node[:]
     graph.node.extend(builder.nodes)
     used = {name for node in graph.node for name in node.input}

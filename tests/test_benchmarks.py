@@ -210,3 +210,14 @@ def test_st_onnx_cache_is_keyed_by_checkpoint(tmp_path: Path) -> None:
     before = cache_dir(tmp_path, one)
     (one / "model.safetensors").write_bytes(b"retrained")
     assert cache_dir(tmp_path, one) != before
+
+
+def test_reproduce_skips_without_data_and_checks_steps(tmp_path: Path) -> None:
+    from benchmarks import reproduce
+
+    runner = CliRunner()
+    absent = runner.invoke(reproduce.main, ["--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")])
+    assert absent.exit_code == 0 and "skipped: no product data" in absent.output
+    assert not (tmp_path / "w").exists()
+    unknown = runner.invoke(reproduce.main, ["--data", str(tmp_path), "--steps", "quality,speed"])
+    assert unknown.exit_code == 2 and "unknown step(s) speed" in unknown.output

@@ -55,6 +55,18 @@ def test_failed_gate_writes_no_artifact(bert: tuple[Path, Path], calibration_fil
     assert not output.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_int8_activations_restricts_the_recipe_search(
+    bert: tuple[Path, Path], calibration_file: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "artifact"
+    common = ["--calibration", calibration_file, "--precisions", "fp32,int8", "--int8-activations", "per-token"]
+    result = invoke("export", bert[0], "-o", output, *common, *LOOSE_GATES)
+    assert result.exit_code == 0, result.output
+    int8 = load_manifest(output).variants["int8"]
+    assert int8.recipe == {"activations": "per-token", "fp32_layers": [], "weights": "int8 per output channel"}
+    assert [attempt["recipe"]["activations"] for attempt in int8.parity["attempts"]] == ["per-token"]
+
+
 def test_existing_output_is_refused_without_force(bert: tuple[Path, Path], calibration_file: Path) -> None:
     result = invoke("export", bert[0], "-o", bert[1], "--calibration", calibration_file)
     assert result.exit_code == 2 and "already exists" in result.output

@@ -43,7 +43,7 @@ def test_per_token_keeps_ordinary_tokens_accurate(
 ) -> None:
     path, x, expected = outlier_case
     errors = {}
-    for scheme in ("per-tensor", "per-token"):
+    for scheme in ("per-tensor", "per-token", "per-token-mixed"):
         out = tmp_path / f"{scheme}.onnx"
         quantize_int8(path, out, Int8Recipe(scheme))
         got = _run(out, x)
@@ -53,6 +53,37 @@ def test_per_token_keeps_ordinary_tokens_accurate(
         errors[scheme] = np.abs(got - expected)[ordinary].max() / np.abs(expected).max()
     assert errors["per-token"] < 0.01
     assert errors["per-token"] < errors["per-tensor"] / 5
+    assert errors["per-token-mixed"] == errors["per-token"]  # a graph input is not known to be centred
+
+
+def test_mixed_scheme_is_symmetric_after_layernorm_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    hidden, weight = 64, rng.normal(0, 0.05, (64, 48)).astype(np.float32)
+    x = rng.normal(0.3, 2, (2, 9, hidden)).astype(np.float32)
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["h"], axis=-1),
+        helper.make_node("MatMul", ["h", "w"], ["y"], name="/encoder/layer.0/dense/MatMul"),
+        helper.make_node("MatMul", ["x", "w"], ["z"], name="/encoder/layer.0/raw/MatMul"),
+    ]
+    ones, zeros = np.ones(hidden, np.float32), np.zeros(hidden, np.float32)
+    inits = [numpy_helper.from_array(a, n) for a, n in ((weight, "w"), (ones, "gamma"), (zeros, "beta"))]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("x", "y", "z")]
+    path = tmp_path / "ln.onnx"
+    onnx.save(
+        helper.make_model(
+            helper.make_graph(nodes, "g", io[:1], io[1:], inits), opset_imports=[helper.make_opsetid("", 17)]
+        ),
+        str(path),
+    )
+    normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    out = tmp_path / "mixed.onnx"
+    quantize_int8(path, out, Int8Recipe("per-token-mixed"))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y, z = session.run(None, {"x": x})
+    assert np.abs(y - normed @ weight).max() / np.abs(normed @ weight).max() < 0.02
+    assert np.abs(z - x @ weight).max() / np.abs(x @ weight).max() < 0.02
+    gemms = [n for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulIntegerToFloat"]
+    assert sorted(len(n.input) for n in gemms) == [4, 5]  # the zero point 128 only after LayerNorm
 
 
 def test_per_token_is_exact_on_representable_values(tmp_path: Path) -> None:
@@ -81,5 +112,7 @@ def test_fp32_layers_are_left_alone(bert: tuple[Path, Path], tmp_path: Path) -> 
 
 def test_recipes_go_from_fastest_to_most_conservative() -> None:
     recipes = int8_recipes(list(range(6)))
-    assert [r.activations for r in recipes[:2]] == ["per-tensor", "per-token"]
-    assert [r.fp32_layers for r in recipes[2:]] == [(0,), (0, 1), (0, 1, 2)]
+    assert [r.activations for r in recipes[:3]] == ["per-tensor", "per-token-mixed", "per-token"]
+    assert [r.fp32_layers for r in recipes[3:]] == [(0,), (0, 1), (0, 1, 2)]
+    assert int8_recipes(list(range(6)), "per-token") == recipes[2:]
+    assert int8_recipes(list(range(6)), "per-tensor") == recipes[:1]
