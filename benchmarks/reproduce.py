@@ -2,7 +2,7 @@
 
     quality  train MiniLM on pairs/*/train, export it (calibrated on the valid splits), F1 per dataset
     minilm   throughput of that checkpoint and artifact on abt-buy's test titles
-    mmbert   mmBERT-small architecture (random weights), int8 per-tensor and per-token, 300 test titles
+    mmbert   mmBERT-small architecture (random weights), each int8 activation scheme, 300 test titles
     scaling  `scorer run` at 10k, 100k and 1M rows with the tiny mmBERT (the pipeline's cost)
 
 Each step is the command a person would type (printed before it runs); models and artifacts go under
@@ -31,7 +31,7 @@ RANDOM_WEIGHTS = (
 def _command(log: Callable[[str], None]) -> Callable[..., None]:
     def run(*args: object) -> None:
         command = [str(arg) for arg in args]
-        log("$ " + shlex.join(command))
+        log("$ python -m " + shlex.join(command))
         subprocess.run([sys.executable, "-m", *command], check=True)
 
     return run
@@ -89,7 +89,7 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
         checkpoint = work / "mmbert"
         if not (checkpoint / "config.json").is_file():
             run("benchmarks.mmbert_arch", "-o", checkpoint)
-        for activations in ("per-tensor", "per-token"):
+        for activations in ("per-tensor", "per-token-mixed", "per-token"):
             artifact = work / f"mmbert-{activations}"
             _export(run, checkpoint, artifact, activations)
             run(
@@ -99,7 +99,7 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
                 *("--work", work / "throughput-mmbert", "--name", f"mmBERT-small architecture, int8 {activations}"),
                 "--note",
                 RANDOM_WEIGHTS + f"Artifact: `scorer export --int8-activations {activations}` with the int8 gates "
-                "loosened (random weights cannot pass them). The trained MiniLM's gate picks per-token.",
+                "loosened (random weights cannot pass them). The trained MiniLM's gate picks per-token-mixed.",
             )
     if "scaling" in chosen:
         tiny, artifact = work / "mmbert-tiny", work / "mmbert-tiny-artifact"
