@@ -84,8 +84,8 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
     type=click.Choice(["auto", "per-tensor", "per-token-mixed", "per-token"]),
     default="auto",
     show_default=True,
-    help="int8 activation scales to try; auto: fastest first, the first that passes the gate is kept "
-    "(see export/quantize.py).",
+    help="int8 activation scales to try, fastest first; the first that passes the gate is kept. auto: "
+    "per-token-mixed, per-token, then per-token with early layers in fp32; per-tensor only when asked.",
 )
 @gate_options
 def export(

@@ -20,6 +20,7 @@ from typing import Literal
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from export.embedding import quantize_embeddings
 from export.per_token import quantize_per_token
 
 LAYER_PATTERN = re.compile(r"layers?\.(\d+)[./]")
@@ -34,7 +35,7 @@ class Int8Recipe:
     fp32_layers: tuple[int, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "weights": "int8 per output channel"}
+        return {**asdict(self), "weights": "int8 per output channel", "embeddings": "int8 per row"}
 
     def describe(self) -> str:
         kept = ", ".join(map(str, self.fp32_layers)) or "none"
@@ -53,11 +54,18 @@ def encoder_layers(path: Path) -> list[int]:
 
 
 def quantize_int8(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
-    """Write the int8 graph for `recipe` from the unfused fp32 graph."""
+    """Write the int8 graph for `recipe` from the unfused fp32 graph (token embeddings int8 in every recipe)."""
     if recipe.activations != "per-tensor":
         symmetric = recipe.activations == "per-token-mixed"
         quantize_per_token(raw_path, out_path, lambda node: layer_of(node) in recipe.fp32_layers, symmetric)
-        return
+    else:
+        _per_tensor(raw_path, out_path, recipe)
+    model = onnx.load(str(out_path))
+    quantize_embeddings(model)
+    onnx.save(model, str(out_path))
+
+
+def _per_tensor(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
     model = onnx.load(str(raw_path), load_external_data=False)
     quantize_dynamic(
         str(raw_path),

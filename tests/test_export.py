@@ -63,7 +63,12 @@ def test_int8_activations_restricts_the_recipe_search(
     result = invoke("export", bert[0], "-o", output, *common, *LOOSE_GATES)
     assert result.exit_code == 0, result.output
     int8 = load_manifest(output).variants["int8"]
-    assert int8.recipe == {"activations": "per-token", "fp32_layers": [], "weights": "int8 per output channel"}
+    assert int8.recipe == {
+        "activations": "per-token",
+        "fp32_layers": [],
+        "weights": "int8 per output channel",
+        "embeddings": "int8 per row",
+    }
     assert [attempt["recipe"]["activations"] for attempt in int8.parity["attempts"]] == ["per-token"]
 
 

@@ -112,7 +112,41 @@ def test_fp32_layers_are_left_alone(bert: tuple[Path, Path], tmp_path: Path) -> 
 
 def test_recipes_go_from_fastest_to_most_conservative() -> None:
     recipes = int8_recipes(list(range(6)))
-    assert [r.activations for r in recipes[:3]] == ["per-tensor", "per-token-mixed", "per-token"]
-    assert [r.fp32_layers for r in recipes[3:]] == [(0,), (0, 1), (0, 1, 2)]
-    assert int8_recipes(list(range(6)), "per-token") == recipes[2:]
-    assert int8_recipes(list(range(6)), "per-tensor") == recipes[:1]
+    assert [r.activations for r in recipes[:2]] == ["per-token-mixed", "per-token"]
+    assert [r.fp32_layers for r in recipes[2:]] == [(0,), (0, 1), (0, 1, 2)]
+    assert int8_recipes(list(range(6)), "per-token") == recipes[1:]
+    assert int8_recipes(list(range(6)), "per-tensor") == [Int8Recipe("per-tensor")]
+
+
+def test_token_embeddings_are_int8_per_row(tmp_path: Path) -> None:
+    from export.embedding import MIN_ROWS, quantize_embeddings
+
+    rng = np.random.default_rng(2)
+    table = rng.normal(0, 0.05, (MIN_ROWS, 16)).astype(np.float32)
+    table[7] *= 40  # a token with large values must not coarsen the others
+    shared = rng.normal(0, 1, (MIN_ROWS, 16)).astype(np.float32)  # also read by a MatMul: left alone
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["emb"]),
+        helper.make_node("Gather", ["shared", "ids"], ["emb2"]),
+        helper.make_node("MatMul", ["x", "shared"], ["proj"]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("ids", TensorProto.INT64, None),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, None),
+    ]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("emb", "emb2", "proj")]
+    inits = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(shared, "shared")]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    assert quantize_embeddings(model) == 1
+    stored = {init.name: init.data_type for init in model.graph.initializer}
+    assert stored == {"shared": TensorProto.FLOAT, "table_q": TensorProto.INT8, "table_scale": TensorProto.FLOAT}
+    path = tmp_path / "emb.onnx"
+    onnx.save(model, str(path))
+    ids = np.array([[0, 7, 123], [MIN_ROWS - 1, 5, 7]], np.int64)
+    x = rng.normal(0, 1, (3, MIN_ROWS)).astype(np.float32)
+    emb, emb2, _ = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"ids": ids, "x": x})
+    relative = np.abs(emb - table[ids]).max(axis=-1) / np.abs(table[ids]).max(axis=-1)
+    assert relative.max() <= 0.5 / 127 + 1e-6  # half a step of each row's own scale
+    np.testing.assert_array_equal(emb2, shared[ids])
