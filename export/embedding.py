@@ -27,10 +27,10 @@ def quantize_embeddings(model: onnx.ModelProto) -> int:
         if len(init.dims) == 2 and init.dims[0] >= MIN_ROWS and init.data_type == TensorProto.FLOAT
     }
     for node in graph.node:
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        row_lookup = node.op_type == "Gather" and axis == 0
         for position, name in enumerate(node.input):
-            axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
-            lookup = node.op_type == "Gather" and position == 0 and axis == 0
-            if name in tables and not lookup:
+            if name in tables and not (row_lookup and position == 0):
                 del tables[name]  # read as something other than a row lookup: leave it alone
     rewritten: list[onnx.NodeProto] = []
     for node in graph.node:

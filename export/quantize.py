@@ -1,6 +1,7 @@
 """int8 graphs for CPU, from the unfused fp32 graph (every projection is a plain MatMul there).
 
-Two activation schemes, each with int8 per-channel weights:
+Three activation schemes, each with int8 per-channel weights and int8 token embeddings
+(`export.embedding`):
 - `per-tensor`: ONNX Runtime's dynamic quantization (fused DynamicQuantizeMatMul kernels, fastest);
   one scale per activation tensor, so an outlier token coarsens all the others.
 - `per-token-mixed`: one scale per row (`export.per_token`): symmetric for activations out of LayerNorm
