@@ -140,6 +140,7 @@ def main(
         lr=lr,
         max_length=max_length,
     )
+    work.mkdir(parents=True, exist_ok=True)
     checkpoint, artifact = work / "checkpoint", work / "artifact"
     metrics = train(
         [pairs_dir / d / "train.parquet" for d in datasets],

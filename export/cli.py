@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from export.gate import Gates
+from scorer.artifact import MANIFEST_NAME
 from scorer.errors import GateError, InputError
+from scorer.paths import check_dir_target
 
 console = Console(stderr=True)
 
@@ -78,7 +78,7 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact directory to create.")
 @click.option("--precisions", default="fp32,int8,fp16", show_default=True, help="Variants to build (fp32 always).")
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
-@click.option("--force", is_flag=True, help="Replace an existing artifact directory.")
+@click.option("--force", is_flag=True, help="Replace an existing artifact (a directory holding manifest.json).")
 @click.option(
     "--int8-activations",
     type=click.Choice(["auto", "per-tensor", "per-token-mixed", "per-token"]),
@@ -103,20 +103,16 @@ def export(
 
     gates = _gates(params)
     _checkpoint(checkpoint)
+    reads = [checkpoint] + ([params["calibration"]] if params["calibration"] else [])
+    check_dir_target(output, reads, "-o/--output", MANIFEST_NAME, force=force)
     chosen = tuple(dict.fromkeys(["fp32", *[p.strip() for p in precisions.split(",") if p.strip()]]))
     unknown = set(chosen) - {"fp32", "int8", "fp16"}
     if unknown:
         raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown))}", param_hint="--precisions")
-    if output.exists() and not force:
-        raise InputError(f"{output} already exists (use --force to replace it)")
     queries, candidates = load_calibration(params["calibration"])
-    target = output
-    if output.exists():
-        target = output.parent / f".{output.name}.new"
-        shutil.rmtree(target, ignore_errors=True)
     result = export_artifact(
         checkpoint,
-        target,
+        output,
         gates,
         queries,
         candidates,
@@ -125,11 +121,6 @@ def export(
         log=lambda message: console.log(message),
         int8_activations=int8_activations,
     )
-    if target != output:
-        old = output.parent / f".{output.name}.old"
-        os.replace(output, old)
-        os.replace(target, output)
-        shutil.rmtree(old)
     console.print(parity_table(result.parity))
     click.echo(f"artifact written to {output}", err=True)
 
@@ -138,8 +129,14 @@ def export(
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="The torch checkpoint.")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Alias of --calibration.")
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Tokens per pair for the torch reference [the checkpoint's]; give the value passed to export, if any.",
+)
 @gate_options
-def verify(artifact: Path, checkpoint: Path, data: Path | None, **params: Any) -> None:
+def verify(artifact: Path, checkpoint: Path, data: Path | None, max_length: int | None, **params: Any) -> None:
     """Re-run the parity gate of every variant of ARTIFACT against CHECKPOINT; exit 1 on any drift."""
     from export.calibration import load_calibration
     from export.gate import check_variant
@@ -149,7 +146,7 @@ def verify(artifact: Path, checkpoint: Path, data: Path | None, **params: Any) -
     gates = _gates(params)
     manifest = load_manifest(artifact)
     queries, candidates = load_calibration(data or params["calibration"])
-    model = load_cross_encoder(_checkpoint(checkpoint), manifest.max_length)
+    model = load_cross_encoder(_checkpoint(checkpoint), max_length)  # never the artifact's own settings
     reference = reference_scores(model, queries, candidates)
     parity = {p: check_variant(artifact, p, reference, queries, candidates, gates) for p in manifest.variants}
     console.print(parity_table(parity))

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sentence_transformers.cross_encoder import CrossEncoder
+from tokenizers import Tokenizer
 
 from export.fp16 import convert_fp16
 from export.gate import Gates, check_variant
@@ -20,6 +22,7 @@ from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, load_cross_encoder, model_type, reference_scores
 from scorer.artifact import MANIFEST_VERSION, Manifest, Variant, sha256_file
 from scorer.errors import GateError
+from scorer.paths import staged_directory
 
 PRECISIONS = ("fp32", "int8", "fp16")
 VERSIONED = ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "optimum", "optimum-onnx")
@@ -103,7 +106,7 @@ class Exporter:
         fp32 = self.staging / "model.fp32.onnx"
         fused = fuse(raw, self.checkpoint, fp32)
         tokenizer_path = self.staging / "tokenizer.json"
-        self.model.tokenizer.backend_tokenizer.save(str(tokenizer_path))
+        save_tokenizer(self.model, tokenizer_path)
         self.manifest = Manifest(
             activation=activation_name(self.model),
             max_length=self.max_length,
@@ -160,6 +163,14 @@ class Exporter:
         return parity
 
 
+def save_tokenizer(model: CrossEncoder, path: Path) -> None:
+    """The fast tokenizer, saved with the truncation `scorer run` applies (so a run can check the manifest)."""
+    tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(int(model.max_length), strategy="longest_first")
+    tokenizer.save(str(path))
+
+
 def export_artifact(
     checkpoint: Path,
     output: Path,
@@ -171,17 +182,12 @@ def export_artifact(
     log: Callable[[str], None] = print,
     int8_activations: str = "auto",
 ) -> ExportResult:
-    """Export and gate; on success rename the staged artifact onto `output`, else raise GateError."""
-    staging = output.parent / f".{output.name}.export-tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    """Export and gate in a directory beside `output` that replaces it only when every gate passed; else
+    raise GateError and leave `output` as it was. Check `output` with `check_dir_target` first."""
+    with staged_directory(output) as staging:
         exporter = Exporter(checkpoint, staging, gates, max_length, log, int8_activations)
         result = exporter.build(queries, candidates, precisions)
         if result.manifest is None:
             failed = {p: v["failures"] for p, v in result.parity.items() if not v["passed"]}
             raise GateError(f"parity gate failed, no artifact written: {failed}")
-        staging.rename(output)
-        return result
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return result

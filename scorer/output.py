@@ -1,30 +1,36 @@
 """Atomic, resumable output.
 
 While a run is in progress nothing exists at the output path. Scored windows are committed as part
-files (write to a temporary name, then rename) in a staging directory beside the output, with a
-`state.json` that fingerprints the run (inputs, artifact, settings). A rerun of the same command skips
-the committed windows; a rerun with a changed input or artifact is refused unless `--restart`. At the
-end the parts are concatenated, in input order, into a temporary file that is renamed onto the output.
+files (write to a temporary name, fsync, rename) in a staging directory beside the output, with a
+`state.json` that fingerprints the run: every input's sha256, the artifact variant, the settings.
+Each part records in its Parquet metadata the run it belongs to and the window it holds (file, index,
+first row, rows), so a resumed run keeps a part only when it proves it belongs to this exact input and
+these settings; anything else (a stray or truncated part, progress without a readable `state.json`) is
+rescored or refused, never assembled. At the end the parts of exactly the windows read are
+concatenated, in input order, into a temporary file that is renamed onto the output.
 A lock (`fcntl.flock`, released by the kernel when its process dies) refuses a second concurrent run.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from click import ClickException
 
-from scorer.errors import InputError
+from scorer.errors import InputError, WriteError
+from scorer.reader import WindowKey
 
 STATE_NAME = "state.json"
+PART_KEY = b"scorer.part"
+_RESUME_HINT = "; progress so far is kept, rerun to resume"
 
 
 def staging_dir(output: Path) -> Path:
@@ -44,7 +50,13 @@ class OutputLock:
 
     def __init__(self, output: Path) -> None:
         self.path = output.parent / f".{output.name}.lock"
-        self._handle = self.path.open("a+")
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise InputError(f"{self.path} (the lock of {output}) is not a regular file; remove it")
+        created = not self.path.exists()
+        try:
+            self._handle = self.path.open("a+")
+        except OSError as exc:
+            raise WriteError.from_os_error(self.path, exc) from None
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -52,14 +64,33 @@ class OutputLock:
             owner = self._handle.read().strip() or "another process"
             self._handle.close()
             raise InputError(f"{output} is being written by another run ({owner}); wait for it to finish") from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"pid {os.getpid()}")
-        self._handle.flush()
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(f"pid {os.getpid()}")
+            self._handle.flush()
+        except OSError as exc:
+            self.release() if created else self._handle.close()
+            raise WriteError.from_os_error(self.path, exc) from None
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
         self._handle.close()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"{path.parent} holds progress without its {STATE_NAME}, so it cannot be proven to belong to this run; "
+            "rerun with --restart to discard it"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is unreadable ({exc}); rerun with --restart to discard the saved progress") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path} is not a run state; rerun with --restart to discard the saved progress")
+    return state
 
 
 class StagedOutput:
@@ -68,37 +99,55 @@ class StagedOutput:
     def __init__(self, output: Path, fingerprint: dict[str, Any], restart: bool = False) -> None:
         self.output = output
         self.directory = staging_dir(output)
-        state_path = self.directory / STATE_NAME
+        self.run_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+        if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
+            raise InputError(f"{self.directory} (the progress of {output}) is not a directory; remove it")
         if self.directory.exists() and restart:
             shutil.rmtree(self.directory)
-        if state_path.exists():
-            previous = json.loads(state_path.read_text())
+        state_path = self.directory / STATE_NAME
+        if self.directory.exists() and not state_path.exists() and not any(self.directory.glob("part-*")):
+            shutil.rmtree(self.directory)  # a run stopped before its first commit: nothing to prove or keep
+        if self.directory.exists():
+            previous = _read_state(state_path)
             if previous != fingerprint:
-                changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+                changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k]) or ["state"]
                 raise InputError(
                     f"{self.directory} holds progress of a different run (changed: {', '.join(changed)}); "
                     "rerun with --restart to discard it"
                 )
-        else:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            return
+        try:
+            self.directory.mkdir()
             tmp = self.directory / f"{STATE_NAME}.tmp"
             tmp.write_text(json.dumps(fingerprint, indent=2))
             os.replace(tmp, state_path)
+        except OSError as exc:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise WriteError.from_os_error(self.directory, exc) from None
 
-    def _part(self, file_index: int, window_index: int) -> Path:
-        return self.directory / f"part-{file_index:05d}-{window_index:08d}.parquet"
+    def _part(self, key: WindowKey) -> Path:
+        return self.directory / f"part-{key.file_index:05d}-{key.index:08d}.parquet"
 
-    def done(self, file_index: int, window_index: int) -> bool:
-        return self._part(file_index, window_index).exists()
+    def _label(self, key: WindowKey) -> bytes:
+        return json.dumps({"run": self.run_id, **asdict(key)}, sort_keys=True).encode()
 
-    @property
-    def parts(self) -> list[Path]:
-        return sorted(self.directory.glob("part-*.parquet"))
+    def done(self, key: WindowKey) -> bool:
+        """Whether a committed part holds exactly this window of this run (a damaged one does not count)."""
+        path = self._part(key)
+        if not path.is_file():
+            return False
+        try:
+            metadata = pq.read_metadata(path)
+        except (pa.ArrowInvalid, OSError):
+            return False
+        label = (metadata.metadata or {}).get(PART_KEY)
+        return label == self._label(key) and metadata.num_rows == key.rows
 
-    def commit(self, file_index: int, window_index: int, table: pa.Table) -> None:
+    def commit(self, key: WindowKey, table: pa.Table) -> None:
         """Write one scored window durably: temp file, fsync, rename."""
-        final = self._part(file_index, window_index)
+        final = self._part(key)
         tmp = final.with_suffix(".tmp")
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), PART_KEY: self._label(key)})
         try:
             pq.write_table(table, tmp)
             with tmp.open("rb") as handle:
@@ -106,42 +155,25 @@ class StagedOutput:
             os.replace(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _write_error(self.output, exc) from None
+            raise WriteError.from_os_error(self.output, exc, _RESUME_HINT) from None
 
-    def finalize(self, schema: pa.Schema) -> None:
-        """Concatenate the parts in order into the output, atomically, then drop the staging directory."""
+    def finalize(self, schema: pa.Schema, keys: list[WindowKey]) -> None:
+        """Concatenate the parts of `keys`, in order, into the output, atomically; then drop the staging directory."""
         tmp = self.output.parent / f".{self.output.name}.tmp"
         try:
             with pq.ParquetWriter(tmp, schema) as writer:
-                for part in self.parts:
-                    writer.write_table(pq.read_table(part, schema=schema))
+                for key in keys:
+                    if not self.done(key):
+                        raise InputError(f"{self._part(key)} changed while the run was assembling; rerun to rescore it")
+                    writer.write_table(pq.read_table(self._part(key), schema=schema))
             with tmp.open("rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, self.output)
             _fsync_dir(self.output.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _write_error(self.output, exc) from None
+            raise WriteError.from_os_error(self.output, exc, _RESUME_HINT) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         shutil.rmtree(self.directory)
-
-
-def _write_error(output: Path, exc: OSError) -> ClickException:
-    reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-    return ClickException(f"cannot write {output}: {reason}; progress so far is kept, rerun to resume")
-
-
-def check_output_path(output: Path, inputs: list[Path], input_dirs: list[Path]) -> None:
-    """Refuse outputs that would clobber an input, land inside an input directory, or cannot be written."""
-    resolved = output.resolve()
-    for path in inputs:
-        if path.resolve() == resolved:
-            raise InputError(f"output {output} is one of the inputs")
-    for directory in input_dirs:
-        if resolved.is_relative_to(directory.resolve()):
-            raise InputError(f"output {output} is inside input directory {directory}; a rerun would read it as input")
-    if not output.parent.is_dir():
-        raise InputError(f"output directory {output.parent} does not exist")
-    if not os.access(output.parent, os.W_OK):
-        raise InputError(f"output directory {output.parent} is not writable")
-    if output.is_dir():
-        raise InputError(f"output {output} is a directory; give a file path")

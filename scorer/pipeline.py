@@ -15,6 +15,8 @@ from scorer.tokenize import EncodedPairs, PairTokenizer
 
 DEFAULT_BATCH_TOKENS = 8192
 DEFAULT_WINDOW_ROWS = 4096
+MAX_BATCH_TOKENS = 1 << 20  # bounds that keep one batch and one window in memory
+MAX_WINDOW_ROWS = 1 << 20
 
 
 @dataclass

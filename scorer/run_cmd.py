@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,8 +10,10 @@ from types import FrameType
 
 import click
 
-from scorer.output import OutputLock, check_output_path, staging_dir
-from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel
+from scorer.errors import WriteError
+from scorer.output import OutputLock, staging_dir
+from scorer.paths import check_distinct, check_file_target, write_text_atomic
+from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.reader import ON_NULL, check_no_nulls, open_inputs, resolve_inputs
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
@@ -39,19 +40,19 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 )
 @click.option(
     "--batch-tokens",
-    type=click.IntRange(min=8),
+    type=click.IntRange(min=8, max=MAX_BATCH_TOKENS),
     default=DEFAULT_BATCH_TOKENS,
     show_default=True,
     help="Padded tokens per batch.",
 )
 @click.option(
     "--window-rows",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_WINDOW_ROWS),
     default=DEFAULT_WINDOW_ROWS,
     show_default=True,
     help="Rows read, sorted and committed together.",
 )
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads [all cores].")
+@click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="ONNX Runtime threads [all cores].")
 @click.option(
     "--on-null",
     type=click.Choice(ON_NULL),
@@ -84,7 +85,11 @@ def run(
     resumes when the same command is run again.
     """
     files = resolve_inputs(inputs)
-    check_output_path(output, files, [Path(spec) for spec in inputs if Path(spec).is_dir()])
+    reads = [*files, *(Path(spec) for spec in inputs if Path(spec).is_dir()), artifact]
+    check_distinct({"-o/--output": output, "--report": report})
+    check_file_target(output, reads, "-o/--output")
+    if report is not None:
+        check_file_target(report, reads, "--report")
     sources = open_inputs(files, query_col, candidate_col, score_col)
     if on_null == "error":
         check_no_nulls(sources, (query_col, candidate_col))
@@ -105,9 +110,10 @@ def run(
         signal.signal(signal.SIGTERM, previous)
         lock.release()
     if report is not None:
-        tmp = report.with_name(f".{report.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, report)
+        try:
+            write_text_atomic(report, json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            raise WriteError.from_os_error(report, exc, f" (the scores were written to {output})") from None
     click.echo(
         f"scored {result['pairs_scored']:,} pairs ({result['rows']:,} rows) in {result['seconds']:.1f}s: "
         f"{result['pairs_per_s'] or 0:,.1f} pairs/s, {result['precision']} on {result['provider']}, "

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from scorer.errors import InputError
 from scorer.output import StagedOutput
 from scorer.pipeline import LoadedModel, Stats
-from scorer.reader import InputFile, Window, iter_windows, null_message
+from scorer.reader import InputFile, Window, WindowKey, iter_windows, null_message
 from scorer.tokenize import EncodedPairs
 
 
@@ -98,15 +98,15 @@ def fingerprint(inputs: list[InputFile], model: LoadedModel, settings: RunSettin
 
 
 def output_schema(inputs: list[InputFile], score_col: str) -> pa.Schema:
-    return inputs[0].parquet.schema_arrow.append(pa.field(score_col, pa.float32()))
+    return inputs[0].schema.append(pa.field(score_col, pa.float32()))
 
 
 def _prepare(
-    inputs: list[InputFile], model: LoadedModel, settings: RunSettings, done: Callable[[int, int], bool]
+    inputs: list[InputFile], model: LoadedModel, settings: RunSettings, done: Callable[[WindowKey], bool]
 ) -> Iterator[Prepared]:
     for window in iter_windows(inputs, settings.query_col, settings.candidate_col, settings.window_rows):
         scorable = np.ones(window.batch.num_rows, dtype=bool)
-        if done(window.file_index, window.index):
+        if done(window.key):
             yield Prepared(window, scorable, None)
             continue
         if window.null_rows:
@@ -146,6 +146,7 @@ def run(
     total = sum(source.num_rows for source in inputs)
     stats = Stats()
     resumed_rows = 0
+    keys: list[WindowKey] = []
     start = time.perf_counter()
     with (
         _progress(show_progress) as progress,
@@ -154,6 +155,7 @@ def run(
         task = progress.add_task("score", total=total, rate=0.0)
         for item in prepared:
             window = item.window
+            keys.append(window.key)
             if item.encoded is None:
                 resumed_rows += window.batch.num_rows
             else:
@@ -162,11 +164,11 @@ def run(
                 full[item.scorable] = scores
                 column = pa.array(full, pa.float32(), mask=~item.scorable)
                 table = pa.Table.from_batches([window.batch]).append_column(schema.field(settings.score_col), column)
-                staged.commit(window.file_index, window.index, table)
+                staged.commit(window.key, table)
                 stats.add(window_stats)
             elapsed = time.perf_counter() - start
             progress.update(task, advance=window.batch.num_rows, rate=stats.pairs / elapsed if elapsed else 0.0)
-    staged.finalize(schema)
+    staged.finalize(schema, keys)
     seconds = time.perf_counter() - start
     return {
         "output": str(output),

@@ -164,7 +164,8 @@ def test_bad_input_exits_2_and_writes_nothing(bert: tuple[Path, Path], tmp_path:
 
 
 def test_artifact_without_manifest(tmp_path: Path, pairs_file: Path) -> None:
-    result = invoke("run", pairs_file, "-m", tmp_path, "-o", tmp_path / "out.parquet")
+    (tmp_path / "not-an-artifact").mkdir()
+    result = invoke("run", pairs_file, "-m", tmp_path / "not-an-artifact", "-o", tmp_path / "out.parquet")
     assert result.exit_code == 2 and "manifest.json is missing" in result.output
 
 
@@ -184,4 +185,4 @@ def test_output_inside_input_directory_is_refused(bert: tuple[Path, Path], pairs
     folder.mkdir()
     pq.write_table(pq.read_table(pairs_file), folder / "a.parquet")
     result = invoke("run", folder, "-m", bert[1], "-o", folder / "scores.parquet")
-    assert result.exit_code == 2 and "inside input directory" in result.output
+    assert result.exit_code == 2 and f"is inside {folder}, which this command reads" in result.output

@@ -9,7 +9,7 @@ import click
 from train.config import DEFAULT_BASE_MODEL, TrainConfig
 from train.data import read_files
 from train.errors import BaseModelError, DataError, OutputError, TrainInputError
-from train.staging import check_output
+from train.staging import check_output, read_paths
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -122,8 +122,8 @@ def train(
         seed=seed,
     )
     try:
-        check_output(output)
         train_data, eval_data = read_files(train_files), read_files(eval_files)
+        check_output(output, read_paths(train_data, eval_data, config))
         from train.trainer import fit  # the torch stack loads only for valid input
 
         metrics = fit(train_data, output, config, eval_data)

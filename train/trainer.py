@@ -56,7 +56,7 @@ from train.errors import BaseModelError
 from train.evaluate import evaluate
 from train.model_card import render_model_card
 from train.sampler import LengthGroupedBatchSampler
-from train.staging import check_output, staged_directory
+from train.staging import check_output, read_paths, staged_directory
 
 _VERSIONED = ("torch", "transformers", "sentence-transformers")
 
@@ -115,7 +115,6 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Read the files, then `fit`: returns the content of `metrics.json`."""
-    check_output(Path(output))
     return fit(
         read_files(train_files),
         Path(output),
@@ -138,7 +137,7 @@ def fit(
     checkpoint appears at `output` only when everything succeeded. Returns the
     content of `metrics.json`.
     """
-    check_output(output)
+    check_output(output, read_paths(train_data, eval_data, config))
     model = load_base_model(config)
     dataset, loss, unit = _dataset_and_loss(model, train_data, config)
     cuda = model.device.type == "cuda"
