@@ -42,15 +42,20 @@ def catalogue_pairs(
     rows: int, path: Path, seed: int = 0, distinct: int = 100_000, row_group_rows: int = 10_000
 ) -> Path:
     """Write `rows` rows of the sample catalogue (`train.catalogue.sample_pairs`) to `path`: up to
-    `distinct` generated pairs, repeated until `rows` are written, in row groups of `row_group_rows`
-    at every size (so that the unit a reader loads does not grow with the file)."""
+    `distinct` generated pairs, repeated until `rows` are written (each repeat's candidates numbered, so
+    every row is a distinct pair that `scorer run` must score), in row groups of `row_group_rows` at every
+    size (so that the unit a reader loads does not grow with the file)."""
     from train.catalogue import sample_pairs
 
     base = sample_pairs(min(rows, distinct), seed=seed).select(list(COLUMNS))
     with pq.ParquetWriter(path, base.schema) as writer:
-        written = 0
+        written, repeat = 0, 0
         while written < rows:
             chunk = base.slice(0, rows - written)
+            if repeat:
+                numbered = pa.array([f"{text} r{repeat}" for text in chunk["candidate"].to_pylist()])
+                chunk = chunk.set_column(1, "candidate", numbered)
             writer.write_table(chunk, row_group_size=row_group_rows)
             written += chunk.num_rows
+            repeat += 1
     return path

@@ -4,6 +4,7 @@ renamed into place only when every gate passes)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,7 @@ class Exporter:
                 "checkpoint": str(self.checkpoint),
                 "model_type": model_type(self.checkpoint),
                 "calibration_pairs": len(queries),
+                "threshold": tuned_threshold(self.checkpoint),
             },
             versions=_versions(),
             format_version=MANIFEST_VERSION,
@@ -161,6 +163,15 @@ class Exporter:
             for attempt in result.int8_attempts
         ]
         return parity
+
+
+def tuned_threshold(checkpoint: Path) -> float | None:
+    """The decision threshold `scorer train` tuned on evaluation pairs (its metrics.json), if any."""
+    try:
+        value = json.loads((checkpoint / "metrics.json").read_text())["threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) and 0 < value <= 1 else None
 
 
 def save_tokenizer(model: CrossEncoder, path: Path) -> None:

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -142,6 +143,11 @@ class StagedOutput:
             return False
         label = (metadata.metadata or {}).get(PART_KEY)
         return label == self._label(key) and metadata.num_rows == key.rows
+
+    def scores(self, key: WindowKey, column: str) -> np.ndarray:
+        """The committed scores of a window (float32; NaN where null)."""
+        values = pq.read_table(self._part(key), columns=[column]).column(0)
+        return values.to_numpy().astype(np.float32)
 
     def commit(self, key: WindowKey, table: pa.Table) -> None:
         """Write one scored window durably: temp file, fsync, rename."""

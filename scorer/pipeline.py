@@ -60,6 +60,17 @@ class LoadedModel:
         onnx = OnnxModel.load(path, provider or provider_for(precision), threads)
         return cls(directory, manifest, precision, tokenizer, onnx, manifest.variants[precision].sha256)
 
+    @property
+    def identity(self) -> dict[str, object]:
+        """What determines this variant's scores: an output scored under another identity is not reused."""
+        return {
+            "model_sha256": self.sha256,
+            "precision": self.precision,
+            "tokenizer_sha256": self.manifest.tokenizer_sha256,
+            "max_length": self.manifest.max_length,
+            "activation": self.manifest.activation,
+        }
+
     def score_encoded(self, encoded: EncodedPairs, batch_tokens: int) -> tuple[np.ndarray, Stats]:
         """Scores (float32, window order) for an encoded window, and its counters."""
         scores = np.empty(len(encoded.ids), dtype=np.float32)

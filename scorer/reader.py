@@ -33,6 +33,15 @@ class InputFile:
     def num_rows(self) -> int:
         return self.metadata.num_rows
 
+    @classmethod
+    def describe(cls, path: Path) -> InputFile:
+        """Footer and schema of a Parquet file (any schema), for fingerprinting."""
+        try:
+            with pq.ParquetFile(path) as parquet:
+                return cls(path, parquet.schema_arrow, parquet.metadata)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+
     def fingerprint(self) -> dict[str, object]:
         """Identity of the file's content for resuming: size, row count and the sha256 of every byte."""
         return {
@@ -113,13 +122,8 @@ def open_inputs(paths: list[Path], query_col: str, candidate_col: str, score_col
     """Read every input's footer and check its schema before any work; all files must share one schema."""
     opened: list[InputFile] = []
     for path in paths:
-        try:
-            with pq.ParquetFile(path) as parquet:
-                schema, metadata = parquet.schema_arrow, parquet.metadata
-        except IsADirectoryError:
-            raise InputError(f"{path}: a directory, not a Parquet file") from None
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        described = InputFile.describe(path)
+        schema, metadata = described.schema, described.metadata
         if duplicates := _duplicate_names(schema):
             raise InputError(f"{path}: column name(s) {', '.join(map(repr, duplicates))} appear more than once")
         _check_text_column(path, schema, query_col, "--query-col")

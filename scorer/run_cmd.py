@@ -14,7 +14,8 @@ from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
-from scorer.reader import ON_NULL, check_no_nulls, open_inputs, resolve_inputs
+from scorer.reader import ON_NULL, InputFile, check_no_nulls, open_inputs, resolve_inputs
+from scorer.reuse import load_previous
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
 from scorer.session import resolve_precision
@@ -60,6 +61,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     show_default=True,
     help="error: stop naming the row; null: keep the row with a null score.",
 )
+@click.option(
+    "--reuse",
+    multiple=True,
+    help="Earlier outputs of this artifact variant (files, directories or globs; repeatable): pairs with the "
+    "same texts take their score instead of being scored again.",
+)
 @click.option("--restart", is_flag=True, help="Discard progress saved by an earlier interrupted run.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write a JSON run report here.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal].")
@@ -75,6 +82,7 @@ def run(
     window_rows: int,
     threads: int | None,
     on_null: str,
+    reuse: tuple[str, ...],
     restart: bool,
     report: Path | None,
     progress: bool | None,
@@ -85,7 +93,9 @@ def run(
     resumes when the same command is run again.
     """
     files = resolve_inputs(inputs)
-    reads = [*files, *(Path(spec) for spec in inputs if Path(spec).is_dir()), artifact]
+    reused_files = resolve_inputs(reuse) if reuse else []
+    specs = (*inputs, *reuse)
+    reads = [*files, *reused_files, *(Path(spec) for spec in specs if Path(spec).is_dir()), artifact]
     check_distinct({"-o/--output": output, "--report": report})
     check_file_target(output, reads, "-o/--output")
     if report is not None:
@@ -94,20 +104,21 @@ def run(
     if on_null == "error":
         check_no_nulls(sources, (query_col, candidate_col))
     model = LoadedModel.load(artifact, resolve_precision(precision), threads)
+    reused_scores = load_previous(reused_files, model.identity)
+    reused_sources = [InputFile.describe(path) for path in reused_files]
     settings = RunSettings(query_col, candidate_col, score_col, on_null, batch_tokens, window_rows, threads)
     lock = OutputLock(output)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = run_job(
-            sources, model, output, settings, restart, sys.stderr.isatty() if progress is None else progress
-        )
+        show = sys.stderr.isatty() if progress is None else progress
+        result = run_job(sources, model, output, settings, restart, show, reused_sources, reused_scores)
     except KeyboardInterrupt as exc:
         name = str(exc) or "SIGINT"
         raise click.ClickException(
             f"interrupted ({name}); progress is saved in {staging_dir(output)}: run the same command again to resume"
         ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_handler)
         lock.release()
     if report is not None:
         try:
@@ -115,7 +126,8 @@ def run(
         except OSError as exc:
             raise WriteError.from_os_error(report, exc, f" (the scores were written to {output})") from None
     click.echo(
-        f"scored {result['pairs_scored']:,} pairs ({result['rows']:,} rows) in {result['seconds']:.1f}s: "
+        f"scored {result['pairs_scored']:,} pairs, reused {result['pairs_reused']:,}, deduplicated "
+        f"{result['pairs_deduplicated']:,} ({result['rows']:,} rows) in {result['seconds']:.1f}s: "
         f"{result['pairs_per_s'] or 0:,.1f} pairs/s, {result['precision']} on {result['provider']}, "
         f"padding efficiency {result['padding_efficiency']:.2f} -> {output}",
         err=True,

@@ -20,6 +20,7 @@ from scorer.errors import InputError
 from scorer.output import StagedOutput
 from scorer.pipeline import LoadedModel, Stats
 from scorer.reader import InputFile, Window, WindowKey, iter_windows, null_message
+from scorer.reuse import ScoreIndex, output_metadata, pair_keys
 from scorer.tokenize import EncodedPairs
 
 
@@ -38,10 +39,21 @@ class RunSettings:
 
 @dataclass
 class Prepared:
-    """A window, the mask of its scorable rows, and their tokens (None when already committed)."""
+    """A window and what its scoring needs, worked out in the reader thread.
+
+    `rows`: the scorable rows (no null text); `keys`: their pair keys; `reused`: which of them take a score
+    from `--reuse` (`reused_scores`); `unique`: positions (in `rows`) of the first occurrence of each other
+    key, in input order, whose tokens are `encoded`; `inverse`: for each non-reused row, its entry in
+    `unique`. `encoded` is None when the window was committed by an earlier, interrupted run.
+    """
 
     window: Window
-    scorable: np.ndarray
+    rows: np.ndarray
+    keys: np.ndarray
+    reused: np.ndarray
+    reused_scores: np.ndarray
+    unique: np.ndarray
+    inverse: np.ndarray
     encoded: EncodedPairs | None
 
 
@@ -86,37 +98,59 @@ def _background(produce: Iterator[Prepared], depth: int = 2) -> Iterator[Iterato
         thread.join()
 
 
-def fingerprint(inputs: list[InputFile], model: LoadedModel, settings: RunSettings) -> dict[str, Any]:
-    """Identity of a run for resuming: same inputs, same variant, same batching."""
+def fingerprint(
+    inputs: list[InputFile], model: LoadedModel, settings: RunSettings, reuse: list[InputFile]
+) -> dict[str, Any]:
+    """Identity of a run for resuming: same inputs, same variant, same batching, same reused outputs."""
     fields = {k: v for k, v in vars(settings).items() if k != "threads"}
     return {
         "inputs": [source.fingerprint() for source in inputs],
         "model_sha256": model.sha256,
         "precision": model.precision,
         "settings": fields,
+        "reuse": [source.fingerprint() for source in reuse],
     }
 
 
-def output_schema(inputs: list[InputFile], score_col: str) -> pa.Schema:
-    return inputs[0].schema.append(pa.field(score_col, pa.float32()))
+def output_schema(inputs: list[InputFile], model: LoadedModel, settings: RunSettings) -> pa.Schema:
+    """The inputs' schema plus the score column; its metadata records what scored it (for `--reuse`, `group`)."""
+    schema = inputs[0].schema.append(pa.field(settings.score_col, pa.float32()))
+    columns = {"query": settings.query_col, "candidate": settings.candidate_col, "score": settings.score_col}
+    recorded = output_metadata(model.identity, columns, model.manifest.source.get("threshold"))
+    return schema.with_metadata({**(schema.metadata or {}), **recorded})
 
 
 def _prepare(
-    inputs: list[InputFile], model: LoadedModel, settings: RunSettings, done: Callable[[WindowKey], bool]
+    inputs: list[InputFile],
+    model: LoadedModel,
+    settings: RunSettings,
+    done: Callable[[WindowKey], bool],
+    previous: ScoreIndex,
 ) -> Iterator[Prepared]:
     for window in iter_windows(inputs, settings.query_col, settings.candidate_col, settings.window_rows):
         scorable = np.ones(window.batch.num_rows, dtype=bool)
-        if done(window.key):
-            yield Prepared(window, scorable, None)
-            continue
+        committed = done(window.key)
         if window.null_rows:
-            if settings.on_null == "error":
+            if settings.on_null == "error" and not committed:
                 path = inputs[window.file_index].path
                 raise InputError(null_message(window, path, settings.query_col, settings.candidate_col))
             scorable[window.null_rows] = False
-        keep = np.flatnonzero(scorable)
-        encoded = model.tokenizer.encode([window.queries[i] for i in keep], [window.candidates[i] for i in keep])
-        yield Prepared(window, scorable, encoded)
+        rows = np.flatnonzero(scorable)
+        keys = pair_keys([window.queries[i] for i in rows], [window.candidates[i] for i in rows])
+        if committed:
+            empty = np.empty(0, dtype=np.int64)
+            yield Prepared(window, rows, keys, np.zeros(len(rows), bool), np.empty(0, np.float32), empty, empty, None)
+            continue
+        reused, reused_scores = previous.get(keys)
+        todo = np.flatnonzero(~reused)
+        _, first, inverse = np.unique(keys[todo], return_index=True, return_inverse=True)
+        order = np.argsort(first)  # first occurrences in input order
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        unique = todo[first[order]]
+        texts = rows[unique]
+        encoded = model.tokenizer.encode([window.queries[i] for i in texts], [window.candidates[i] for i in texts])
+        yield Prepared(window, rows, keys, reused, reused_scores, unique, rank[inverse.reshape(-1)], encoded)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -132,6 +166,33 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+@dataclass
+class Counts:
+    """Rows by what happened to them."""
+
+    resumed: int = 0
+    reused: int = 0
+    deduplicated: int = 0
+
+
+def _score_window(
+    item: Prepared, model: LoadedModel, settings: RunSettings, seen: ScoreIndex, counts: Counts
+) -> tuple[np.ndarray, Stats]:
+    """Scores of a window's scorable rows: reused, copied from an identical pair scored earlier, or computed."""
+    assert item.encoded is not None
+    unique_keys = item.keys[item.unique]
+    known, unique_scores = seen.get(unique_keys)  # identical pairs in earlier windows
+    fresh = np.flatnonzero(~known)
+    scores, stats = model.score_encoded(item.encoded.subset(fresh), settings.batch_tokens)
+    unique_scores[fresh] = scores
+    seen.add(unique_keys[fresh], scores)
+    result = np.where(item.reused, item.reused_scores, np.float32(0))
+    result[~item.reused] = unique_scores[item.inverse]
+    counts.reused += int(item.reused.sum())
+    counts.deduplicated += len(item.inverse) - len(fresh)
+    return result, stats
+
+
 def run(
     inputs: list[InputFile],
     model: LoadedModel,
@@ -139,31 +200,42 @@ def run(
     settings: RunSettings,
     restart: bool = False,
     show_progress: bool = True,
+    reuse: list[InputFile] | None = None,
+    previous: ScoreIndex | None = None,
 ) -> dict[str, Any]:
-    """Score every row of `inputs` into `output`; returns the run report."""
-    staged = StagedOutput(output, fingerprint(inputs, model, settings), restart=restart)
-    schema = output_schema(inputs, settings.score_col)
+    """Score every row of `inputs` into `output`; returns the run report.
+
+    `previous` holds the scores of `reuse` (earlier outputs of this variant): pairs found there are not
+    scored again, nor is a pair identical to one met earlier in this run.
+    """
+    reuse = reuse or []
+    staged = StagedOutput(output, fingerprint(inputs, model, settings, reuse), restart=restart)
+    schema = output_schema(inputs, model, settings)
+    score_field = schema.field(settings.score_col)
     total = sum(source.num_rows for source in inputs)
-    stats = Stats()
-    resumed_rows = 0
+    stats, counts, seen = Stats(), Counts(), ScoreIndex()
     keys: list[WindowKey] = []
     start = time.perf_counter()
     with (
         _progress(show_progress) as progress,
-        _background(_prepare(inputs, model, settings, staged.done)) as prepared,
+        _background(_prepare(inputs, model, settings, staged.done, previous or ScoreIndex())) as prepared,
     ):
         task = progress.add_task("score", total=total, rate=0.0)
         for item in prepared:
             window = item.window
             keys.append(window.key)
             if item.encoded is None:
-                resumed_rows += window.batch.num_rows
+                counts.resumed += window.batch.num_rows
+                committed = staged.scores(window.key, settings.score_col)
+                seen.add(item.keys, committed[item.rows])  # identical pairs later on are copied, as before
             else:
-                scores, window_stats = model.score_encoded(item.encoded, settings.batch_tokens)
+                scores, window_stats = _score_window(item, model, settings, seen, counts)
                 full = np.zeros(window.batch.num_rows, dtype=np.float32)
-                full[item.scorable] = scores
-                column = pa.array(full, pa.float32(), mask=~item.scorable)
-                table = pa.Table.from_batches([window.batch]).append_column(schema.field(settings.score_col), column)
+                full[item.rows] = scores
+                mask = np.ones(window.batch.num_rows, dtype=bool)
+                mask[item.rows] = False
+                column = pa.array(full, pa.float32(), mask=mask)
+                table = pa.Table.from_batches([window.batch]).append_column(score_field, column)
                 staged.commit(window.key, table)
                 stats.add(window_stats)
             elapsed = time.perf_counter() - start
@@ -173,9 +245,11 @@ def run(
     return {
         "output": str(output),
         "rows": total,
-        "rows_resumed": resumed_rows,
+        "rows_resumed": counts.resumed,
         "pairs_scored": stats.pairs,
-        "null_rows": total - resumed_rows - stats.pairs,
+        "pairs_reused": counts.reused,
+        "pairs_deduplicated": counts.deduplicated,
+        "null_rows": total - counts.resumed - stats.pairs - counts.reused - counts.deduplicated,
         "seconds": round(seconds, 3),
         "pairs_per_s": round(stats.pairs / seconds, 2) if seconds else None,
         "tokens": stats.tokens,
@@ -188,5 +262,6 @@ def run(
         "threads": model.onnx.session.get_session_options().intra_op_num_threads,
         "model_sha256": model.sha256,
         "inputs": [str(source.path) for source in inputs],
+        "reuse": [str(source.path) for source in reuse],
         "settings": {k: v for k, v in vars(settings).items() if k != "threads"},
     }

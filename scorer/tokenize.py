@@ -14,12 +14,25 @@ from scorer.errors import InputError
 
 @dataclass
 class EncodedPairs:
-    """Token ids of a window of pairs, unpadded, plus what truncation cut."""
+    """Token ids of a window of pairs, unpadded, and which pairs truncation cut."""
 
     ids: list[np.ndarray]
     type_ids: list[np.ndarray]
     lengths: np.ndarray
-    truncated: int
+    truncated_rows: np.ndarray  # bool, one per pair
+
+    @property
+    def truncated(self) -> int:
+        return int(self.truncated_rows.sum())
+
+    def subset(self, rows: np.ndarray) -> EncodedPairs:
+        """The pairs at `rows`, in that order."""
+        return EncodedPairs(
+            [self.ids[i] for i in rows],
+            [self.type_ids[i] for i in rows],
+            self.lengths[rows],
+            self.truncated_rows[rows],
+        )
 
 
 def longest_first(n1: int, n2: int, budget: int) -> tuple[int, int]:
@@ -105,5 +118,5 @@ class PairTokenizer:
         encodings = self._tokenizer.encode_batch(pairs)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
-        truncated = sum(cut.get(i, bool(e.overflowing)) for i, e in enumerate(encodings))
+        truncated = np.array([cut.get(i, bool(e.overflowing)) for i, e in enumerate(encodings)], dtype=bool)
         return EncodedPairs(ids, type_ids, np.fromiter((len(i) for i in ids), np.int64, len(ids)), truncated)

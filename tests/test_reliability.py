@@ -28,9 +28,11 @@ ROWS = 6000
 
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory: pytest.TempPathFactory, pairs_file: Path) -> Path:
-    """6000 rows of real-looking pairs (the sample pairs repeated, with a unique id)."""
+    """6000 distinct rows of real-looking pairs (the sample pairs repeated, each candidate numbered)."""
     table = pq.read_table(pairs_file).drop_columns(["id"])
     repeated = pa.concat_tables([table] * (ROWS // table.num_rows))
+    numbered = [f"{text} #{i}" for i, text in enumerate(repeated["candidate"].to_pylist())]
+    repeated = repeated.set_column(repeated.schema.get_field_index("candidate"), "candidate", pa.array(numbered))
     repeated = repeated.add_column(0, "row_id", pa.array(range(repeated.num_rows), pa.int64()))
     path = tmp_path_factory.mktemp("big") / "big.parquet"
     pq.write_table(repeated, path, row_group_size=1000)

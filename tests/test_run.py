@@ -52,7 +52,9 @@ def test_scores_match_predict_and_keep_rows(
     expected = _predict(checkpoint, source)
     assert np.abs(scored["score"].to_numpy() - expected).max() <= 1e-4
     stats = json.loads(report.read_text())
-    assert stats["rows"] == stats["pairs_scored"] == 240 and stats["precision"] == "fp32"
+    distinct = len(set(zip(source["query"].to_pylist(), source["candidate"].to_pylist(), strict=True)))
+    assert stats["rows"] == stats["pairs_scored"] + stats["pairs_deduplicated"] == 240
+    assert stats["pairs_scored"] == distinct and stats["pairs_reused"] == 0 and stats["precision"] == "fp32"
     assert stats["model_sha256"] and stats["tokens"] > 0 and stats["padded_tokens"] >= stats["tokens"]
 
 
@@ -71,7 +73,8 @@ def test_long_pairs_are_truncated_like_predict(bert: tuple[Path, Path], tmp_path
 def test_padding_efficiency_on_mixed_lengths(bert: tuple[Path, Path], tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 120, size=600)
-    table = pa.table({"query": [" ".join(["tok"] * int(n)) for n in lengths], "candidate": ["item"] * 600})
+    queries = [" ".join(["tok"] * int(n)) for n in lengths]
+    table = pa.table({"query": queries, "candidate": [f"item {i}" for i in range(600)]})  # no duplicate pairs
     path, output, report = tmp_path / "mixed.parquet", tmp_path / "out.parquet", tmp_path / "r.json"
     pq.write_table(table, path)
     assert invoke("run", path, "-m", bert[1], "-o", output, "--report", report).exit_code == 0

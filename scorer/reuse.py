@@ -1,0 +1,135 @@
+"""Work avoidance: a pair's score is computed once per model variant.
+
+Pairs are keyed by a 16-byte blake2b hash of their two texts. `ScoreIndex` maps keys to float32 scores in
+20 bytes a pair (10M pairs: ~200 MB), as sorted runs merged log-structured, so adding and looking up stay
+vectorised. `load_previous` streams earlier outputs of the same artifact variant (`--reuse`) into one, and
+refuses an output of another model, variant or tokenizer (the identity recorded in its Parquet metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scorer.errors import InputError
+
+KEY_DTYPE = np.dtype("S16")
+SCORER_KEY = b"scorer"  # JSON object in an output's schema metadata: what produced its scores
+IDENTITY = ("model_sha256", "precision", "tokenizer_sha256", "max_length", "activation")
+
+
+def pair_keys(queries: Iterable[str], candidates: Iterable[str]) -> np.ndarray:
+    """One 16-byte key per (query, candidate): the hash of both texts, the query's length first (unambiguous).
+
+    >>> keys = pair_keys(["ab", "a"], ["c", "bc"])
+    >>> keys.dtype.itemsize, bool(keys[0] == keys[1])
+    (16, False)
+    """
+    keys = []
+    for query, candidate in zip(queries, candidates, strict=True):
+        first = query.encode()
+        digest = hashlib.blake2b(len(first).to_bytes(8, "little"), digest_size=16)
+        digest.update(first)
+        digest.update(candidate.encode())
+        keys.append(digest.digest())
+    return np.array(keys, dtype=KEY_DTYPE)
+
+
+class ScoreIndex:
+    """Keys -> float32 scores; the first score added for a key is kept.
+
+    >>> index = ScoreIndex()
+    >>> index.add(pair_keys(["a", "b"], ["x", "y"]), np.array([0.25, 0.75], np.float32))
+    >>> found, scores = index.get(pair_keys(["b", "c"], ["y", "z"]))
+    >>> found.tolist(), float(scores[0]), len(index)
+    ([True, False], 0.75, 2)
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys, _ in self._runs)
+
+    def add(self, keys: np.ndarray, scores: np.ndarray) -> None:
+        if not len(keys):
+            return
+        found, _ = self.get(keys)
+        keys, scores = keys[~found], scores[~found]
+        if not len(keys):
+            return
+        unique, first = np.unique(keys, return_index=True)
+        self._runs.append((unique, scores[first].astype(np.float32)))
+        # Merge while the newest run is at least half its predecessor: O(log n) runs, O(n log n) in all.
+        while len(self._runs) > 1 and 2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]):
+            (older_keys, older_scores), (newer_keys, newer_scores) = self._runs[-2:]
+            keys = np.concatenate([older_keys, newer_keys])
+            order = np.argsort(keys, kind="stable")
+            self._runs[-2:] = [(keys[order], np.concatenate([older_scores, newer_scores])[order])]
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, scores) for `keys`; scores where not found are 0."""
+        found = np.zeros(len(keys), dtype=bool)
+        scores = np.zeros(len(keys), dtype=np.float32)
+        for run_keys, run_scores in self._runs:
+            at = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
+            hit = ~found & (run_keys[at] == keys)
+            scores[hit] = run_scores[at[hit]]
+            found |= hit
+        return found, scores
+
+
+def output_metadata(identity: dict[str, Any], columns: dict[str, str], threshold: float | None) -> dict[bytes, bytes]:
+    """The Parquet schema metadata of a `scorer run` output: what scored it, its columns, its threshold."""
+    record = {**identity, "columns": columns, "threshold": threshold}
+    return {SCORER_KEY: json.dumps(record, sort_keys=True).encode()}
+
+
+def _strings(column: pa.Array) -> list[str]:
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        column = column.cast(pa.large_string())
+    return column.to_pylist()
+
+
+def _recorded(path: Path, schema: pa.Schema) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(SCORER_KEY)
+    try:
+        record = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("columns"), dict):
+        raise InputError(f"--reuse {path}: not an output of `scorer run` (no '{SCORER_KEY.decode()}' metadata)")
+    return record
+
+
+def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int = 65536) -> ScoreIndex:
+    """Stream earlier outputs into a ScoreIndex, after checking each was scored by this very variant."""
+    index = ScoreIndex()
+    for path in paths:
+        try:
+            with pq.ParquetFile(path) as parquet:
+                record = _recorded(path, parquet.schema_arrow)
+                differs = [name for name in IDENTITY if record.get(name) != identity[name]]
+                if differs:
+                    raise InputError(
+                        f"--reuse {path}: scored by another model or variant ({', '.join(differs)} differ: "
+                        f"{record.get(differs[0])!r} there, {identity[differs[0]]!r} here); its scores cannot be reused"
+                    )
+                columns = record["columns"]
+                names = [columns["query"], columns["candidate"], columns["score"]]
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+                    query, candidate, score = (batch.column(i) for i in range(3))
+                    valid = [column.is_valid().to_numpy(zero_copy_only=False) for column in (query, candidate, score)]
+                    rows = pa.array(np.flatnonzero(np.logical_and.reduce(valid)))
+                    texts = [_strings(column.take(rows)) for column in (query, candidate)]
+                    index.add(pair_keys(*texts), score.take(rows).to_numpy(zero_copy_only=False).astype(np.float32))
+        except (pa.ArrowInvalid, OSError, KeyError) as exc:
+            raise InputError(f"--reuse {path}: not a readable scored output ({exc})") from None
+    return index
