@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from export.gate import Gates
-from scorer.artifact import MANIFEST_NAME
+from scorer.artifact import MANIFEST_NAME, PRECISIONS
 from scorer.errors import GateError, InputError
 from scorer.paths import check_dir_target
 
@@ -76,7 +76,7 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact directory to create.")
-@click.option("--precisions", default="fp32,int8,fp16", show_default=True, help="Variants to build (fp32 always).")
+@click.option("--precisions", default=",".join(PRECISIONS), show_default=True, help="Variants to build (fp32 always).")
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
 @click.option("--force", is_flag=True, help="Replace an existing artifact (a directory holding manifest.json).")
 @click.option(
@@ -106,7 +106,7 @@ def export(
     reads = [checkpoint] + ([params["calibration"]] if params["calibration"] else [])
     check_dir_target(output, reads, "-o/--output", MANIFEST_NAME, force=force)
     chosen = tuple(dict.fromkeys(["fp32", *[p.strip() for p in precisions.split(",") if p.strip()]]))
-    unknown = set(chosen) - {"fp32", "int8", "fp16"}
+    unknown = set(chosen) - set(PRECISIONS)
     if unknown:
         raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown))}", param_hint="--precisions")
     queries, candidates = load_calibration(params["calibration"])

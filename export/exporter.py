@@ -21,11 +21,10 @@ from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, load_cross_encoder, model_type, reference_scores
-from scorer.artifact import MANIFEST_VERSION, Manifest, Variant, sha256_file
+from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.errors import GateError
 from scorer.paths import staged_directory
 
-PRECISIONS = ("fp32", "int8", "fp16")
 VERSIONED = ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "optimum", "optimum-onnx")
 
 

@@ -1,5 +1,5 @@
 """fp32 ONNX graph of a CrossEncoder checkpoint: optimum's exporter, then ONNX Runtime's transformer
-fusions where they help (BERT family; ModernBERT's graph gains nothing from them, BRIEF §4)."""
+fusions where they help (BERT family; ModernBERT's graph gains nothing from them, benchmarks/NOTES.md 4)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ONNX Runtime's dynamic quantization uses one activation scale per tensor, so one outlier token
 coarsens every other token of the batch; on product cross-encoders that flips dedup decisions
-(BRIEF §5). Here each row (token) of the activation gets its own uint8 scale and zero point:
+(benchmarks/NOTES.md 12). Here each row (token) of the activation gets its own uint8 scale and zero point:
 
     s, z   = (max_row - min_row) / 255, round(-min_row / s)    per row, the range including 0
     q      = QuantizeLinear(x, s, z, axis=0)                   uint8 [rows, K]

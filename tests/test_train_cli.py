@@ -54,7 +54,10 @@ def test_output_that_is_not_a_checkpoint_exits_2(train_files: dict[str, Path], t
     (taken / "notes.txt").write_text("mine")
     result = run("--train", train_files["good"], "-o", taken)
     assert result.exit_code == 2
-    assert "Invalid value for -o/--output" in result.output and "not written by this tool (no metrics.json)" in result.output
+    assert (
+        "Invalid value for -o/--output" in result.output
+        and "not written by this tool (no metrics.json)" in result.output
+    )
     assert (taken / "notes.txt").read_text() == "mine"
 
 

@@ -298,3 +298,44 @@ def write_splits(
         paths[split] = directory / f"{split}.parquet"
         pq.write_table(make(n, seed, split), paths[split])
     return paths
+
+
+def catalogue_records(products: int, seed: int = 0) -> pa.Table:
+    """A catalogue to deduplicate: `id` (int64), `title`, `product` (the truth: records of one product are
+    duplicates). Test-split products, each listed by 1-3 retailers in their own way.
+
+    >>> table = catalogue_records(20, seed=1)
+    >>> table.column_names, table.num_rows >= 20, len(set(table["product"].to_pylist()))
+    (['id', 'title', 'product'], True, 20)
+    """
+    rng = random.Random(seed)
+    chosen = rng.sample(products_by_split(seed)["test"], products)
+    titles, truth = [], []
+    for index, product in enumerate(chosen):
+        for _ in range(rng.choice((1, 2, 2, 3))):
+            titles.append(render(product, rng))
+            truth.append(index)
+    return pa.table({"id": range(len(titles)), "title": titles, "product": pa.array(truth, pa.int64())})
+
+
+def next_night(catalogue: pa.Table, changed: float, seed: int = 1) -> pa.Table:
+    """The catalogue a night later: a share `changed` of the records re-listed (a new title, same id and
+    product), and as many new records, each another listing of a product already there.
+
+    >>> night1 = catalogue_records(20, seed=1)
+    >>> night2 = next_night(night1, 0.1)
+    >>> night2.num_rows - night1.num_rows == int(0.1 * night1.num_rows), night2["id"][0] == night1["id"][0]
+    (True, True)
+    """
+    rng = random.Random(seed)
+    titles, truth = catalogue["title"].to_pylist(), catalogue["product"].to_pylist()
+    relisted = rng.sample(range(len(titles)), int(changed * len(titles)))
+    for row in relisted:
+        titles[row] = f"{titles[row]} ({rng.choice(['new pack', 'promo', 'v2', 'bundle'])})"
+    added = rng.sample(range(len(titles)), int(changed * len(titles)))
+    ids = catalogue["id"].to_pylist()
+    for row in added:
+        ids.append(len(ids))
+        titles.append(titles[row].lower())
+        truth.append(truth[row])
+    return pa.table({"id": ids, "title": titles, "product": pa.array(truth, pa.int64())})
