@@ -96,3 +96,44 @@ def best_threshold(labels: ArrayLike, scores: ArrayLike) -> Classification:
         if result.f1 > best.f1:
             best = result
     return best
+
+
+RELEVANT = 0.5  # a document labelled at least this is a positive (as `scorer train` evaluates lists)
+
+
+def _dcg_tie_averaged(relevant: np.ndarray, scores: np.ndarray, discount_cumsum: np.ndarray) -> float:
+    """DCG where tied scores share their positions' discounts (scikit-learn's `ndcg_score`, ties not ignored)."""
+    _, inverse, counts = np.unique(-scores, return_inverse=True, return_counts=True)
+    ranked = np.zeros(len(counts))
+    np.add.at(ranked, inverse.reshape(-1), relevant)
+    ranked /= counts
+    groups = np.cumsum(counts) - 1
+    sums = np.diff(discount_cumsum[groups], prepend=0.0)
+    return float((ranked * sums).sum())
+
+
+def reranking_metrics(labels: ArrayLike, scores: ArrayLike, k: int = 10) -> tuple[float, float, float]:
+    """(average precision, reciprocal rank @k, NDCG@k) of one list, as sentence-transformers'
+    `CrossEncoderRerankingEvaluator` computes them: positives are labels >= RELEVANT.
+
+    >>> [round(x, 4) for x in reranking_metrics([0, 1, 0, 1], [0.9, 0.8, 0.1, 0.3])]
+    [0.5833, 0.5, 0.6934]
+    """
+    relevant = (np.asarray(labels, np.float64) >= RELEVANT).astype(np.float64)
+    scores = np.asarray(scores, np.float64)
+    ranking = np.argsort(scores)[::-1]  # the evaluator's own order (ties: numpy's default sort)
+    hits = np.flatnonzero(relevant[ranking[:k]])
+    reciprocal_rank = 1.0 / (hits[0] + 1) if len(hits) else 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_relevant = scores[order], relevant[order]
+    thresholds = np.append(np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1)
+    true_positives = np.cumsum(sorted_relevant)[thresholds]
+    precision = true_positives / (thresholds + 1)
+    recall = true_positives / true_positives[-1]
+    average_precision = float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    discount = 1.0 / np.log2(np.arange(len(scores)) + 2)
+    discount[k:] = 0.0
+    discount_cumsum = np.cumsum(discount)
+    ideal = float((np.sort(relevant)[::-1] * discount).sum())
+    ndcg = _dcg_tie_averaged(relevant, scores, discount_cumsum) / ideal if ideal else 0.0
+    return average_precision, float(reciprocal_rank), ndcg

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError, WriteError
@@ -146,8 +147,10 @@ class StagedOutput:
 
     def scores(self, key: WindowKey, column: str) -> np.ndarray:
         """The committed scores of a window (float32; NaN where null)."""
-        values = pq.read_table(self._part(key), columns=[column]).column(0)
-        return values.to_numpy().astype(np.float32)
+        values = pq.read_table(self._part(key), columns=[column]).column(0).combine_chunks()
+        if pa.types.is_list(values.type):  # listwise: one score a document
+            values = pc.list_flatten(values)
+        return values.to_numpy(zero_copy_only=False).astype(np.float32)
 
     def commit(self, key: WindowKey, table: pa.Table) -> None:
         """Write one scored window durably: temp file, fsync, rename."""

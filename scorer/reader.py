@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.artifact import sha256_file
@@ -16,6 +18,7 @@ from scorer.errors import InputError
 TEXT_TYPES = (pa.string(), pa.large_string())
 BINARY_TYPES = (pa.binary(), pa.large_binary())
 ON_NULL = ("error", "null")
+DEFAULT_MAX_DOCUMENTS = 1000  # documents a listwise row may hold unless --max-documents says more
 
 
 @dataclass
@@ -64,7 +67,12 @@ class WindowKey:
 
 @dataclass
 class Window:
-    """A slice of one input file, in input order: the whole record batch and its two text columns."""
+    """A slice of one input file, in input order: the whole record batch and its (query, candidate) pairs.
+
+    Pair input has one pair a row. Listwise input (a query and a list of documents a row) is flattened:
+    row r's documents are pairs `offsets[r]:offsets[r + 1]`; `null_lists` are rows whose list is null, and
+    `labels` the flattened relevance labels when a labels column was given.
+    """
 
     file_index: int
     index: int
@@ -72,6 +80,9 @@ class Window:
     batch: pa.RecordBatch
     queries: list[str | None]
     candidates: list[str | None]
+    offsets: np.ndarray | None = None
+    null_lists: list[int] = field(default_factory=list)
+    labels: np.ndarray | None = None
 
     @property
     def key(self) -> WindowKey:
@@ -79,7 +90,15 @@ class Window:
 
     @property
     def null_rows(self) -> list[int]:
+        """Pairs (flattened, for lists) with a null text."""
         return [i for i, (q, c) in enumerate(zip(self.queries, self.candidates, strict=True)) if q is None or c is None]
+
+    def where(self, pair: int) -> tuple[int, int | None]:
+        """(input row, document position or None for pair input) of a pair of this window."""
+        if self.offsets is None:
+            return self.first_row + pair, None
+        row = int(np.searchsorted(self.offsets, pair, side="right")) - 1
+        return self.first_row + row, pair - int(self.offsets[row])
 
 
 def resolve_inputs(inputs: tuple[str, ...]) -> list[Path]:
@@ -106,20 +125,60 @@ def resolve_inputs(inputs: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _check_text_column(path: Path, schema: pa.Schema, column: str, option: str) -> None:
+def _check_column(path: Path, schema: pa.Schema, column: str, option: str) -> pa.DataType:
     if column not in schema.names:
         raise InputError(f"{path}: column {column!r} not found (columns: {', '.join(schema.names)}; see {option})")
-    kind = schema.field(column).type
+    return schema.field(column).type
+
+
+def _check_text_column(path: Path, schema: pa.Schema, column: str, option: str) -> None:
+    kind = _check_column(path, schema, column, option)
     if kind not in TEXT_TYPES + BINARY_TYPES:
         raise InputError(f"{path}: column {column!r} has type {kind}, expected string")
+
+
+def is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
+
+
+def _check_list_column(path: Path, schema: pa.Schema, column: str, option: str, values: str) -> None:
+    kind = _check_column(path, schema, column, option)
+    item = kind.value_type if is_list(kind) else None
+    ok = item is not None and (
+        item in TEXT_TYPES + BINARY_TYPES
+        if values == "string"
+        else pa.types.is_integer(item) or pa.types.is_floating(item)
+    )
+    if not ok:
+        raise InputError(f"{path}: column {column!r} has type {kind}, expected a list of {values}s")
 
 
 def _duplicate_names(schema: pa.Schema) -> list[str]:
     return sorted({name for name in schema.names if schema.names.count(name) > 1})
 
 
-def open_inputs(paths: list[Path], query_col: str, candidate_col: str, score_col: str) -> list[InputFile]:
-    """Read every input's footer and check its schema before any work; all files must share one schema."""
+def detect_documents(path: Path, candidate_col: str) -> str | None:
+    """'documents' when the input has no candidate column but a list-of-strings column of that name."""
+    schema = InputFile.describe(path).schema
+    if candidate_col in schema.names or "documents" not in schema.names:
+        return None
+    kind = schema.field("documents").type
+    return "documents" if is_list(kind) and kind.value_type in TEXT_TYPES + BINARY_TYPES else None
+
+
+def open_inputs(
+    paths: list[Path],
+    query_col: str,
+    candidate_col: str,
+    score_col: str,
+    documents_col: str | None = None,
+    labels_col: str | None = None,
+    rank_col: str | None = None,
+) -> list[InputFile]:
+    """Read every input's footer and check its schema before any work; all files must share one schema.
+
+    With `documents_col`, each row is a query and a list of documents (`candidate_col` is not used), and
+    `labels_col`, when given, a list of relevance labels aligned with the documents."""
     opened: list[InputFile] = []
     for path in paths:
         described = InputFile.describe(path)
@@ -127,9 +186,15 @@ def open_inputs(paths: list[Path], query_col: str, candidate_col: str, score_col
         if duplicates := _duplicate_names(schema):
             raise InputError(f"{path}: column name(s) {', '.join(map(repr, duplicates))} appear more than once")
         _check_text_column(path, schema, query_col, "--query-col")
-        _check_text_column(path, schema, candidate_col, "--candidate-col")
-        if score_col in schema.names:
-            raise InputError(f"{path}: already has a column named {score_col!r} (choose another with --score-col)")
+        if documents_col is None:
+            _check_text_column(path, schema, candidate_col, "--candidate-col")
+        else:
+            _check_list_column(path, schema, documents_col, "--documents-col", "string")
+            if labels_col is not None:
+                _check_list_column(path, schema, labels_col, "--labels-col", "number")
+        for column, option in ((score_col, "--score-col"), (rank_col, "--rank-col")):
+            if column is not None and column in schema.names:
+                raise InputError(f"{path}: already has a column named {column!r} (choose another with {option})")
         if opened and not schema.equals(opened[0].schema):
             raise InputError(f"{path}: its schema differs from {opened[0].path}'s; all inputs must share one schema")
         opened.append(InputFile(path, schema, metadata))
@@ -137,15 +202,31 @@ def open_inputs(paths: list[Path], query_col: str, candidate_col: str, score_col
 
 
 def _leaf_index(metadata: pq.FileMetaData, column: str) -> int:
-    """Index of a top-level column among the Parquet leaf columns (nested columns have several leaves)."""
+    """Index of a top-level column's (first) leaf among the Parquet leaf columns (nested columns have several)."""
     for index in range(metadata.num_columns):
-        if metadata.schema.column(index).path == column:
+        path = metadata.schema.column(index).path
+        if path == column or path.startswith(f"{column}."):
             return index
     raise KeyError(column)
 
 
+def _null_mask(values: pa.ChunkedArray) -> np.ndarray:
+    """Rows holding a null: the value itself, or (for lists) the list or any of its items."""
+    values = values.combine_chunks()
+    nulls = values.is_null().to_numpy(zero_copy_only=False)
+    if is_list(values.type):
+        items = pc.list_flatten(values)
+        parents = pc.list_parent_indices(values).to_numpy()
+        nulls = nulls.copy()
+        nulls[parents[items.is_null().to_numpy(zero_copy_only=False)]] = True
+    return nulls
+
+
+_HINT = "(use --on-null null to keep such rows with a null score)"
+
+
 def null_text_message(path: Path, column: str, row: int) -> str:
-    return f"{path}: column {column!r}, row {row}: null text (use --on-null null to keep such rows with a null score)"
+    return f"{path}: column {column!r}, row {row}: null text {_HINT}"
 
 
 def first_null_row(source: InputFile, column: str) -> int | None:
@@ -165,8 +246,9 @@ def first_null_row(source: InputFile, column: str) -> int | None:
                         f"{source.path}: corrupt Parquet data in column {column!r}, rows {offset}-{offset + rows - 1} "
                         f"({exc})"
                     ) from None
-                if values.null_count:
-                    return offset + values.is_null().to_pylist().index(True)
+                nulls = _null_mask(values)
+                if nulls.any():
+                    return offset + int(np.argmax(nulls))
             offset += rows
     return None
 
@@ -177,6 +259,8 @@ def check_no_nulls(inputs: list[InputFile], columns: tuple[str, ...]) -> None:
         found = [(row, column) for column in columns if (row := first_null_row(source, column)) is not None]
         if found:
             row, column = min(found)
+            if is_list(source.schema.field(column).type):
+                raise InputError(f"{source.path}: column {column!r}, row {row}: null list or null document {_HINT}")
             raise InputError(null_text_message(source.path, column, row))
 
 
@@ -195,17 +279,82 @@ def _texts(array: pa.ChunkedArray | pa.Array, path: Path, column: str, first_row
     return array.to_pylist()
 
 
-def iter_windows(inputs: list[InputFile], query_col: str, candidate_col: str, rows: int) -> Iterator[Window]:
+def _flatten(
+    window: Window,
+    column: pa.Array,
+    path: Path,
+    name: str,
+    labels: pa.Array | None,
+    labels_name: str | None,
+    limit: int,
+) -> Window:
+    """Window of listwise rows: documents flattened to pairs, each pair's query repeated."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(lengths) and lengths.max() > limit:
+        row = int(np.argmax(lengths > limit))
+        raise InputError(
+            f"{path}: column {name!r}, row {window.first_row + row}: {lengths[row]:,} documents, over the limit of "
+            f"{limit:,} (raise it with --max-documents)"
+        )
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    documents = _texts(pc.list_flatten(column), path, name, window.first_row)
+    queries = [q for q, n in zip(window.queries, lengths, strict=True) for _ in range(n)]
+    flat_labels = None
+    if labels is not None:
+        labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+        counts = pc.fill_null(pc.list_value_length(labels), -1).to_numpy(zero_copy_only=False)
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(valid & (counts != lengths))
+        if len(bad):
+            row = int(bad[0])
+            raise InputError(
+                f"{path}: column {labels_name!r}, row {window.first_row + row}: {max(counts[row], 0)} labels for "
+                f"{lengths[row]} documents"
+            )
+        values = pc.list_flatten(labels.filter(column.is_valid()))
+        if values.null_count:
+            raise InputError(f"{path}: column {labels_name!r}: null labels")
+        flat_labels = values.cast(pa.float64()).to_numpy()
+    null_lists = np.flatnonzero(~column.is_valid().to_numpy(zero_copy_only=False)).tolist()
+    return Window(
+        window.file_index,
+        window.index,
+        window.first_row,
+        window.batch,
+        queries,
+        documents,
+        offsets,
+        null_lists,
+        flat_labels,
+    )
+
+
+def iter_windows(
+    inputs: list[InputFile],
+    query_col: str,
+    candidate_col: str,
+    rows: int,
+    documents_col: str | None = None,
+    labels_col: str | None = None,
+    max_documents: int = DEFAULT_MAX_DOCUMENTS,
+) -> Iterator[Window]:
     """Stream windows of at most `rows` rows, file by file, in input order, holding one window (and one open
-    file) at a time."""
+    file) at a time. With `documents_col`, rows are lists (see `Window`)."""
     for file_index, source in enumerate(inputs):
         first_row = 0
         try:
             with pq.ParquetFile(source.path) as parquet:
                 for index, batch in enumerate(parquet.iter_batches(batch_size=rows)):
                     queries = _texts(batch.column(query_col), source.path, query_col, first_row)
-                    candidates = _texts(batch.column(candidate_col), source.path, candidate_col, first_row)
-                    yield Window(file_index, index, first_row, batch, queries, candidates)
+                    if documents_col is None:
+                        candidates = _texts(batch.column(candidate_col), source.path, candidate_col, first_row)
+                        yield Window(file_index, index, first_row, batch, queries, candidates)
+                    else:
+                        window = Window(file_index, index, first_row, batch, queries, [])
+                        labels = batch.column(labels_col) if labels_col else None
+                        column = batch.column(documents_col)
+                        yield _flatten(window, column, source.path, documents_col, labels, labels_col, max_documents)
                     first_row += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{source.path}: corrupt Parquet data near row {first_row} ({exc})") from None
@@ -216,9 +365,14 @@ def iter_windows(inputs: list[InputFile], query_col: str, candidate_col: str, ro
 
 
 def null_message(window: Window, path: Path, query_col: str, candidate_col: str) -> str | None:
-    """A message naming the first null text of a window, or None when it has none."""
+    """A message naming the first null text (or null list) of a window, or None when it has none."""
     rows = window.null_rows
+    if window.null_lists and (not rows or window.where(rows[0])[0] > window.first_row + window.null_lists[0]):
+        return f"{path}: column {candidate_col!r}, row {window.first_row + window.null_lists[0]}: null list " + _HINT
     if not rows:
         return None
-    column = query_col if window.queries[rows[0]] is None else candidate_col
-    return null_text_message(path, column, window.first_row + rows[0])
+    row, position = window.where(rows[0])
+    if window.queries[rows[0]] is None:
+        return null_text_message(path, query_col, row)
+    where = "" if position is None else f", document {position}"
+    return f"{path}: column {candidate_col!r}, row {row}{where}: null text " + _HINT

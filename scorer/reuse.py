@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError
@@ -123,9 +124,13 @@ def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int =
                         f"{record.get(differs[0])!r} there, {identity[differs[0]]!r} here); its scores cannot be reused"
                     )
                 columns = record["columns"]
-                names = [columns["query"], columns["candidate"], columns["score"]]
+                listwise = "documents" in columns
+                names = [columns["query"], columns["documents" if listwise else "candidate"], columns["score"]]
                 for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
                     query, candidate, score = (batch.column(i) for i in range(3))
+                    if listwise:  # one pair a document, its query repeated
+                        query = query.take(pc.list_parent_indices(candidate))
+                        candidate, score = pc.list_flatten(candidate), pc.list_flatten(score)
                     valid = [column.is_valid().to_numpy(zero_copy_only=False) for column in (query, candidate, score)]
                     rows = pa.array(np.flatnonzero(np.logical_and.reduce(valid)))
                     texts = [_strings(column.take(rows)) for column in (query, candidate)]

@@ -15,7 +15,15 @@ from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
-from scorer.reader import ON_NULL, InputFile, check_no_nulls, open_inputs, resolve_inputs
+from scorer.reader import (
+    DEFAULT_MAX_DOCUMENTS,
+    ON_NULL,
+    InputFile,
+    check_no_nulls,
+    detect_documents,
+    open_inputs,
+    resolve_inputs,
+)
 from scorer.reuse import load_previous
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
@@ -32,7 +40,22 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output Parquet file.")
 @click.option("--query-col", default="query", show_default=True)
 @click.option("--candidate-col", default="candidate", show_default=True)
-@click.option("--score-col", default="score", show_default=True, help="Name of the added score column.")
+@click.option(
+    "--documents-col",
+    default=None,
+    help="Listwise input: a list-of-strings column of documents for each row's query [detected: 'documents' when "
+    "the candidate column is absent].",
+)
+@click.option("--labels-col", default=None, help="Listwise input: relevance labels aligned with the documents.")
+@click.option(
+    "--max-documents",
+    type=click.IntRange(min=1, max=MAX_WINDOW_ROWS),
+    default=DEFAULT_MAX_DOCUMENTS,
+    show_default=True,
+    help="Listwise input: most documents a row may hold.",
+)
+@click.option("--score-col", default=None, help="Name of the added score column [score; scores for lists].")
+@click.option("--rank-col", default="ranks", show_default=True, help="Listwise input: name of the added ranks.")
 @click.option(
     "--precision",
     type=click.Choice(["auto", *PRECISIONS]),
@@ -77,7 +100,11 @@ def run(
     output: Path,
     query_col: str,
     candidate_col: str,
-    score_col: str,
+    documents_col: str | None,
+    labels_col: str | None,
+    max_documents: int,
+    score_col: str | None,
+    rank_col: str,
     precision: str,
     batch_tokens: int,
     window_rows: int,
@@ -90,8 +117,9 @@ def run(
 ) -> None:
     """Score (query, candidate) pairs from Parquet INPUTS (files, directories or globs) into OUTPUT.
 
-    The output holds every input column, in input order, plus a float32 score. An interrupted run
-    resumes when the same command is run again.
+    The output holds every input column, in input order, plus a float32 score. Listwise input (a query
+    and a list of documents a row) gets a list of scores and of ranks instead. An interrupted run resumes
+    when the same command is run again.
     """
     files = resolve_inputs(inputs)
     reused_files = resolve_inputs(reuse) if reuse else []
@@ -101,13 +129,31 @@ def run(
     check_file_target(output, reads, "-o/--output")
     if report is not None:
         check_file_target(report, reads, "--report")
-    sources = open_inputs(files, query_col, candidate_col, score_col)
+    documents_col = documents_col or detect_documents(files[0], candidate_col) if files else documents_col
+    if labels_col and not documents_col:
+        raise click.BadParameter("labels need listwise input (--documents-col)", param_hint="--labels-col")
+    score_col = score_col or ("scores" if documents_col else "score")
+    sources = open_inputs(
+        files, query_col, candidate_col, score_col, documents_col, labels_col, rank_col if documents_col else None
+    )
     if on_null == "error":
-        check_no_nulls(sources, (query_col, candidate_col))
+        check_no_nulls(sources, (query_col, documents_col or candidate_col))
     model = LoadedModel.load(artifact, resolve_precision(precision), threads)
     reused_scores = load_previous(reused_files, model.identity)
     reused_sources = [InputFile.describe(path) for path in reused_files]
-    settings = RunSettings(query_col, candidate_col, score_col, on_null, batch_tokens, window_rows, threads)
+    settings = RunSettings(
+        query_col=query_col,
+        candidate_col=candidate_col,
+        score_col=score_col,
+        on_null=on_null,
+        batch_tokens=batch_tokens,
+        window_rows=window_rows,
+        threads=threads,
+        documents_col=documents_col,
+        labels_col=labels_col,
+        rank_col=rank_col,
+        max_documents=max_documents,
+    )
     lock = OutputLock(output)
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:

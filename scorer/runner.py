@@ -17,9 +17,10 @@ import pyarrow as pa
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from scorer.errors import InputError
+from scorer.listwise import RankingQuality, list_columns
 from scorer.output import StagedOutput
-from scorer.pipeline import LoadedModel, Stats
-from scorer.reader import InputFile, Window, WindowKey, iter_windows, null_message
+from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel, Stats
+from scorer.reader import DEFAULT_MAX_DOCUMENTS, InputFile, Window, WindowKey, iter_windows, null_message
 from scorer.reuse import ScoreIndex, output_metadata, pair_keys
 from scorer.tokenize import EncodedPairs
 
@@ -32,9 +33,18 @@ class RunSettings:
     candidate_col: str = "candidate"
     score_col: str = "score"
     on_null: str = "error"
-    batch_tokens: int = 8192
-    window_rows: int = 4096
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    window_rows: int = DEFAULT_WINDOW_ROWS
     threads: int | None = None
+    documents_col: str | None = None  # listwise input: each row a query and a list of documents
+    labels_col: str | None = None
+    rank_col: str = "ranks"
+    max_documents: int = DEFAULT_MAX_DOCUMENTS
+
+    @property
+    def text_col(self) -> str:
+        """The column holding the candidates: documents for listwise input."""
+        return self.documents_col or self.candidate_col
 
 
 @dataclass
@@ -114,8 +124,15 @@ def fingerprint(
 
 def output_schema(inputs: list[InputFile], model: LoadedModel, settings: RunSettings) -> pa.Schema:
     """The inputs' schema plus the score column; its metadata records what scored it (for `--reuse`, `group`)."""
-    schema = inputs[0].schema.append(pa.field(settings.score_col, pa.float32()))
-    columns = {"query": settings.query_col, "candidate": settings.candidate_col, "score": settings.score_col}
+    schema = inputs[0].schema
+    columns = {"query": settings.query_col, "score": settings.score_col}
+    if settings.documents_col is None:
+        schema = schema.append(pa.field(settings.score_col, pa.float32()))
+        columns["candidate"] = settings.candidate_col
+    else:
+        schema = schema.append(pa.field(settings.score_col, pa.list_(pa.float32())))
+        schema = schema.append(pa.field(settings.rank_col, pa.list_(pa.int32())))
+        columns["documents"] = settings.documents_col
     recorded = output_metadata(model.identity, columns, model.manifest.source.get("threshold"))
     return schema.with_metadata({**(schema.metadata or {}), **recorded})
 
@@ -127,13 +144,22 @@ def _prepare(
     done: Callable[[WindowKey], bool],
     previous: ScoreIndex,
 ) -> Iterator[Prepared]:
-    for window in iter_windows(inputs, settings.query_col, settings.candidate_col, settings.window_rows):
-        scorable = np.ones(window.batch.num_rows, dtype=bool)
+    windows = iter_windows(
+        inputs,
+        settings.query_col,
+        settings.candidate_col,
+        settings.window_rows,
+        settings.documents_col,
+        settings.labels_col,
+        settings.max_documents,
+    )
+    for window in windows:
+        scorable = np.ones(len(window.queries), dtype=bool)
         committed = done(window.key)
-        if window.null_rows:
+        if window.null_rows or window.null_lists:
             if settings.on_null == "error" and not committed:
                 path = inputs[window.file_index].path
-                raise InputError(null_message(window, path, settings.query_col, settings.candidate_col))
+                raise InputError(null_message(window, path, settings.query_col, settings.text_col))
             scorable[window.null_rows] = False
         rows = np.flatnonzero(scorable)
         keys = pair_keys([window.queries[i] for i in rows], [window.candidates[i] for i in rows])
@@ -171,6 +197,7 @@ class Counts:
     """Rows by what happened to them."""
 
     resumed: int = 0
+    resumed_pairs: int = 0
     reused: int = 0
     deduplicated: int = 0
 
@@ -214,6 +241,8 @@ def run(
     score_field = schema.field(settings.score_col)
     total = sum(source.num_rows for source in inputs)
     stats, counts, seen = Stats(), Counts(), ScoreIndex()
+    quality = RankingQuality() if settings.labels_col else None
+    pairs = 0
     keys: list[WindowKey] = []
     start = time.perf_counter()
     with (
@@ -224,18 +253,29 @@ def run(
         for item in prepared:
             window = item.window
             keys.append(window.key)
+            pairs += len(window.queries)
             if item.encoded is None:
                 counts.resumed += window.batch.num_rows
+                counts.resumed_pairs += len(window.queries)
                 committed = staged.scores(window.key, settings.score_col)
                 seen.add(item.keys, committed[item.rows])  # identical pairs later on are copied, as before
+                if quality is not None:
+                    quality.add(window, committed, ~np.isnan(committed))
             else:
                 scores, window_stats = _score_window(item, model, settings, seen, counts)
-                full = np.zeros(window.batch.num_rows, dtype=np.float32)
+                full = np.zeros(len(window.queries), dtype=np.float32)
                 full[item.rows] = scores
-                mask = np.ones(window.batch.num_rows, dtype=bool)
-                mask[item.rows] = False
-                column = pa.array(full, pa.float32(), mask=mask)
-                table = pa.Table.from_batches([window.batch]).append_column(score_field, column)
+                scored = np.zeros(len(window.queries), dtype=bool)
+                scored[item.rows] = True
+                table = pa.Table.from_batches([window.batch])
+                if window.offsets is None:
+                    table = table.append_column(score_field, pa.array(full, pa.float32(), mask=~scored))
+                else:
+                    score_lists, rank_lists = list_columns(window, full, scored)
+                    table = table.append_column(score_field, score_lists)
+                    table = table.append_column(schema.field(settings.rank_col), rank_lists)
+                    if quality is not None:
+                        quality.add(window, full, scored)
                 staged.commit(window.key, table)
                 stats.add(window_stats)
             elapsed = time.perf_counter() - start
@@ -249,7 +289,8 @@ def run(
         "pairs_scored": stats.pairs,
         "pairs_reused": counts.reused,
         "pairs_deduplicated": counts.deduplicated,
-        "null_rows": total - counts.resumed - stats.pairs - counts.reused - counts.deduplicated,
+        "pairs": pairs,
+        "null_pairs": pairs - stats.pairs - counts.reused - counts.deduplicated - counts.resumed_pairs,
         "seconds": round(seconds, 3),
         "pairs_per_s": round(stats.pairs / seconds, 2) if seconds else None,
         "tokens": stats.tokens,
@@ -264,4 +305,5 @@ def run(
         "inputs": [str(source.path) for source in inputs],
         "reuse": [str(source.path) for source in reuse],
         "settings": {k: v for k, v in vars(settings).items() if k != "threads"},
+        **({"ranking": quality.report()} if quality is not None else {}),
     }
