@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= cpu,torch,offline,bench,dev
+EXTRAS ?= cpu,torch,offline,bench,dev,ray
 
 .PHONY: install test test-fast demo bench lint clean
 

@@ -330,31 +330,69 @@ def _flatten(
     )
 
 
-def iter_windows(
-    inputs: list[InputFile],
-    query_col: str,
-    candidate_col: str,
-    rows: int,
-    documents_col: str | None = None,
-    labels_col: str | None = None,
-    max_documents: int = DEFAULT_MAX_DOCUMENTS,
-) -> Iterator[Window]:
-    """Stream windows of at most `rows` rows, file by file, in input order, holding one window (and one open
-    file) at a time. With `documents_col`, rows are lists (see `Window`)."""
+@dataclass(frozen=True)
+class WindowSpec:
+    """How rows become windows of pairs: columns, window size and the listwise options."""
+
+    query_col: str
+    candidate_col: str
+    rows: int
+    documents_col: str | None = None
+    labels_col: str | None = None
+    max_documents: int = DEFAULT_MAX_DOCUMENTS
+
+
+def _window(
+    source: InputFile, file_index: int, index: int, first_row: int, batch: pa.RecordBatch, spec: WindowSpec
+) -> Window:
+    queries = _texts(batch.column(spec.query_col), source.path, spec.query_col, first_row)
+    if spec.documents_col is None:
+        candidates = _texts(batch.column(spec.candidate_col), source.path, spec.candidate_col, first_row)
+        return Window(file_index, index, first_row, batch, queries, candidates)
+    window = Window(file_index, index, first_row, batch, queries, [])
+    labels = batch.column(spec.labels_col) if spec.labels_col else None
+    column = batch.column(spec.documents_col)
+    return _flatten(window, column, source.path, spec.documents_col, labels, spec.labels_col, spec.max_documents)
+
+
+def window_keys(inputs: list[InputFile], rows: int) -> list[WindowKey]:
+    """Every window of the inputs, in order: input i's window k holds rows [k * rows, (k + 1) * rows)."""
+    return [
+        WindowKey(file_index, start // rows, start, min(rows, source.num_rows - start))
+        for file_index, source in enumerate(inputs)
+        for start in range(0, source.num_rows, rows)
+    ]
+
+
+def read_window(source: InputFile, key: WindowKey, spec: WindowSpec) -> Window:
+    """One window, read on its own (reading only the row groups it overlaps): the same Window that
+    `iter_windows` yields for `key`."""
+    groups, start = [], 0
+    for group in range(source.metadata.num_row_groups):
+        rows = source.metadata.row_group(group).num_rows
+        if start < key.first_row + key.rows and start + rows > key.first_row:
+            groups.append((group, start))
+        start += rows
+    try:
+        with pq.ParquetFile(source.path) as parquet:
+            table = parquet.read_row_groups([group for group, _ in groups])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{source.path}: corrupt Parquet data near row {key.first_row} ({exc})") from None
+    offset = key.first_row - (groups[0][1] if groups else 0)
+    batch = table.slice(offset, key.rows).combine_chunks().to_batches()
+    batch = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=source.schema)
+    return _window(source, key.file_index, key.index, key.first_row, batch, spec)
+
+
+def iter_windows(inputs: list[InputFile], spec: WindowSpec) -> Iterator[Window]:
+    """Stream windows of at most `spec.rows` rows, file by file, in input order, holding one window (and one
+    open file) at a time. With `spec.documents_col`, rows are lists (see `Window`)."""
     for file_index, source in enumerate(inputs):
         first_row = 0
         try:
             with pq.ParquetFile(source.path) as parquet:
-                for index, batch in enumerate(parquet.iter_batches(batch_size=rows)):
-                    queries = _texts(batch.column(query_col), source.path, query_col, first_row)
-                    if documents_col is None:
-                        candidates = _texts(batch.column(candidate_col), source.path, candidate_col, first_row)
-                        yield Window(file_index, index, first_row, batch, queries, candidates)
-                    else:
-                        window = Window(file_index, index, first_row, batch, queries, [])
-                        labels = batch.column(labels_col) if labels_col else None
-                        column = batch.column(documents_col)
-                        yield _flatten(window, column, source.path, documents_col, labels, labels_col, max_documents)
+                for index, batch in enumerate(parquet.iter_batches(batch_size=spec.rows)):
+                    yield _window(source, file_index, index, first_row, batch, spec)
                     first_row += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{source.path}: corrupt Parquet data near row {first_row} ({exc})") from None

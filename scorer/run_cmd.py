@@ -15,6 +15,7 @@ from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
+from scorer.precision import choose as choose_precision
 from scorer.reader import (
     DEFAULT_MAX_DOCUMENTS,
     ON_NULL,
@@ -27,7 +28,6 @@ from scorer.reader import (
 from scorer.reuse import load_previous
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
-from scorer.session import resolve_precision
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -61,7 +61,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     type=click.Choice(["auto", *PRECISIONS]),
     default="auto",
     show_default=True,
-    help="auto: fp16 on CUDA, int8 on CPU.",
+    help="auto: the fastest variant whose gate passed on this machine (fp16 on CUDA; on CPU by a cached timed probe).",
 )
 @click.option(
     "--batch-tokens",
@@ -91,6 +91,18 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     help="Earlier outputs of this artifact variant (files, directories or globs; repeatable): pairs with the "
     "same texts take their score instead of being scored again.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a pool of Ray actors (pip install -e '.[ray]').",
+)
+@click.option("--address", default=None, help="Ray cluster address [a local Ray instance].")
+@click.option("--workers", type=click.IntRange(min=1, max=4096), default=2, show_default=True, help="Ray actors.")
+@click.option(
+    "--threads-per-worker", type=click.IntRange(min=1, max=1024), default=1, show_default=True, help="Per Ray actor."
+)
 @click.option("--restart", is_flag=True, help="Discard progress saved by an earlier interrupted run.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write a JSON run report here.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal].")
@@ -111,6 +123,10 @@ def run(
     threads: int | None,
     on_null: str,
     reuse: tuple[str, ...],
+    engine: str,
+    address: str | None,
+    workers: int,
+    threads_per_worker: int,
     restart: bool,
     report: Path | None,
     progress: bool | None,
@@ -138,7 +154,9 @@ def run(
     )
     if on_null == "error":
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
-    model = LoadedModel.load(artifact, resolve_precision(precision), threads)
+    choice = choose_precision(precision, artifact, threads)
+    click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
+    model = LoadedModel.load(artifact, choice.precision, threads)
     reused_scores = load_previous(reused_files, model.identity)
     reused_sources = [InputFile.describe(path) for path in reused_files]
     settings = RunSettings(
@@ -158,7 +176,24 @@ def run(
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         show = sys.stderr.isatty() if progress is None else progress
-        result = run_job(sources, model, output, settings, restart, show, reused_sources, reused_scores)
+        if engine == "ray":
+            from scorer.ray_engine import run as run_on_ray
+
+            result = run_on_ray(
+                sources,
+                model,
+                output,
+                settings,
+                restart,
+                show,
+                reused_sources,
+                reused_scores,
+                address,
+                workers,
+                threads_per_worker,
+            )
+        else:
+            result = run_job(sources, model, output, settings, restart, show, reused_sources, reused_scores)
     except KeyboardInterrupt as exc:
         name = str(exc) or "SIGINT"
         raise click.ClickException(
@@ -167,6 +202,7 @@ def run(
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         lock.release()
+    result["precision_choice"] = choice.to_dict()
     if report is not None:
         try:
             write_text_atomic(report, json.dumps(result, indent=2) + "\n")

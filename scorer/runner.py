@@ -20,7 +20,15 @@ from scorer.errors import InputError
 from scorer.listwise import RankingQuality, list_columns
 from scorer.output import StagedOutput
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel, Stats
-from scorer.reader import DEFAULT_MAX_DOCUMENTS, InputFile, Window, WindowKey, iter_windows, null_message
+from scorer.reader import (
+    DEFAULT_MAX_DOCUMENTS,
+    InputFile,
+    Window,
+    WindowKey,
+    WindowSpec,
+    iter_windows,
+    null_message,
+)
 from scorer.reuse import ScoreIndex, output_metadata, pair_keys
 from scorer.tokenize import EncodedPairs
 
@@ -45,6 +53,17 @@ class RunSettings:
     def text_col(self) -> str:
         """The column holding the candidates: documents for listwise input."""
         return self.documents_col or self.candidate_col
+
+    @property
+    def windows(self) -> WindowSpec:
+        return WindowSpec(
+            self.query_col,
+            self.candidate_col,
+            self.window_rows,
+            self.documents_col,
+            self.labels_col,
+            self.max_documents,
+        )
 
 
 @dataclass
@@ -137,6 +156,32 @@ def output_schema(inputs: list[InputFile], model: LoadedModel, settings: RunSett
     return schema.with_metadata({**(schema.metadata or {}), **recorded})
 
 
+def prepare_window(
+    window: Window, model: LoadedModel, settings: RunSettings, path: Path, committed: bool, previous: ScoreIndex
+) -> Prepared:
+    """Keys, reused scores, in-window duplicates and tokens of a window (no tokens when it is committed)."""
+    scorable = np.ones(len(window.queries), dtype=bool)
+    if window.null_rows or window.null_lists:
+        if settings.on_null == "error" and not committed:
+            raise InputError(null_message(window, path, settings.query_col, settings.text_col))
+        scorable[window.null_rows] = False
+    rows = np.flatnonzero(scorable)
+    keys = pair_keys([window.queries[i] for i in rows], [window.candidates[i] for i in rows])
+    if committed:
+        empty = np.empty(0, dtype=np.int64)
+        return Prepared(window, rows, keys, np.zeros(len(rows), bool), np.empty(0, np.float32), empty, empty, None)
+    reused, reused_scores = previous.get(keys)
+    todo = np.flatnonzero(~reused)
+    _, first, inverse = np.unique(keys[todo], return_index=True, return_inverse=True)
+    order = np.argsort(first)  # first occurrences in input order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    unique = todo[first[order]]
+    texts = rows[unique]
+    encoded = model.tokenizer.encode([window.queries[i] for i in texts], [window.candidates[i] for i in texts])
+    return Prepared(window, rows, keys, reused, reused_scores, unique, rank[inverse.reshape(-1)], encoded)
+
+
 def _prepare(
     inputs: list[InputFile],
     model: LoadedModel,
@@ -144,39 +189,9 @@ def _prepare(
     done: Callable[[WindowKey], bool],
     previous: ScoreIndex,
 ) -> Iterator[Prepared]:
-    windows = iter_windows(
-        inputs,
-        settings.query_col,
-        settings.candidate_col,
-        settings.window_rows,
-        settings.documents_col,
-        settings.labels_col,
-        settings.max_documents,
-    )
-    for window in windows:
-        scorable = np.ones(len(window.queries), dtype=bool)
-        committed = done(window.key)
-        if window.null_rows or window.null_lists:
-            if settings.on_null == "error" and not committed:
-                path = inputs[window.file_index].path
-                raise InputError(null_message(window, path, settings.query_col, settings.text_col))
-            scorable[window.null_rows] = False
-        rows = np.flatnonzero(scorable)
-        keys = pair_keys([window.queries[i] for i in rows], [window.candidates[i] for i in rows])
-        if committed:
-            empty = np.empty(0, dtype=np.int64)
-            yield Prepared(window, rows, keys, np.zeros(len(rows), bool), np.empty(0, np.float32), empty, empty, None)
-            continue
-        reused, reused_scores = previous.get(keys)
-        todo = np.flatnonzero(~reused)
-        _, first, inverse = np.unique(keys[todo], return_index=True, return_inverse=True)
-        order = np.argsort(first)  # first occurrences in input order
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        unique = todo[first[order]]
-        texts = rows[unique]
-        encoded = model.tokenizer.encode([window.queries[i] for i in texts], [window.candidates[i] for i in texts])
-        yield Prepared(window, rows, keys, reused, reused_scores, unique, rank[inverse.reshape(-1)], encoded)
+    for window in iter_windows(inputs, settings.windows):
+        path = inputs[window.file_index].path
+        yield prepare_window(window, model, settings, path, done(window.key), previous)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -220,68 +235,50 @@ def _score_window(
     return result, stats
 
 
-def run(
+@dataclass
+class Scored:
+    """A scored window: its output table, flat scores and which pairs were scored, and its counters."""
+
+    table: pa.Table
+    scores: np.ndarray
+    scored: np.ndarray
+    stats: Stats
+
+
+def score_window(
+    item: Prepared, model: LoadedModel, settings: RunSettings, schema: pa.Schema, seen: ScoreIndex, counts: Counts
+) -> Scored:
+    """Score a prepared window and build its rows of the output (the part file committed for it)."""
+    scores, stats = _score_window(item, model, settings, seen, counts)
+    window = item.window
+    full = np.zeros(len(window.queries), dtype=np.float32)
+    full[item.rows] = scores
+    scored = np.zeros(len(window.queries), dtype=bool)
+    scored[item.rows] = True
+    table = pa.Table.from_batches([window.batch], schema=window.batch.schema)
+    score_field = schema.field(settings.score_col)
+    if window.offsets is None:
+        table = table.append_column(score_field, pa.array(full, pa.float32(), mask=~scored))
+    else:
+        score_lists, rank_lists = list_columns(window, full, scored)
+        table = table.append_column(score_field, score_lists)
+        table = table.append_column(schema.field(settings.rank_col), rank_lists)
+    return Scored(table, full, scored, stats)
+
+
+def report(
     inputs: list[InputFile],
     model: LoadedModel,
     output: Path,
     settings: RunSettings,
-    restart: bool = False,
-    show_progress: bool = True,
-    reuse: list[InputFile] | None = None,
-    previous: ScoreIndex | None = None,
+    reuse: list[InputFile],
+    stats: Stats,
+    counts: Counts,
+    pairs: int,
+    seconds: float,
 ) -> dict[str, Any]:
-    """Score every row of `inputs` into `output`; returns the run report.
-
-    `previous` holds the scores of `reuse` (earlier outputs of this variant): pairs found there are not
-    scored again, nor is a pair identical to one met earlier in this run.
-    """
-    reuse = reuse or []
-    staged = StagedOutput(output, fingerprint(inputs, model, settings, reuse), restart=restart)
-    schema = output_schema(inputs, model, settings)
-    score_field = schema.field(settings.score_col)
+    """The run report (`--report`)."""
     total = sum(source.num_rows for source in inputs)
-    stats, counts, seen = Stats(), Counts(), ScoreIndex()
-    quality = RankingQuality() if settings.labels_col else None
-    pairs = 0
-    keys: list[WindowKey] = []
-    start = time.perf_counter()
-    with (
-        _progress(show_progress) as progress,
-        _background(_prepare(inputs, model, settings, staged.done, previous or ScoreIndex())) as prepared,
-    ):
-        task = progress.add_task("score", total=total, rate=0.0)
-        for item in prepared:
-            window = item.window
-            keys.append(window.key)
-            pairs += len(window.queries)
-            if item.encoded is None:
-                counts.resumed += window.batch.num_rows
-                counts.resumed_pairs += len(window.queries)
-                committed = staged.scores(window.key, settings.score_col)
-                seen.add(item.keys, committed[item.rows])  # identical pairs later on are copied, as before
-                if quality is not None:
-                    quality.add(window, committed, ~np.isnan(committed))
-            else:
-                scores, window_stats = _score_window(item, model, settings, seen, counts)
-                full = np.zeros(len(window.queries), dtype=np.float32)
-                full[item.rows] = scores
-                scored = np.zeros(len(window.queries), dtype=bool)
-                scored[item.rows] = True
-                table = pa.Table.from_batches([window.batch])
-                if window.offsets is None:
-                    table = table.append_column(score_field, pa.array(full, pa.float32(), mask=~scored))
-                else:
-                    score_lists, rank_lists = list_columns(window, full, scored)
-                    table = table.append_column(score_field, score_lists)
-                    table = table.append_column(schema.field(settings.rank_col), rank_lists)
-                    if quality is not None:
-                        quality.add(window, full, scored)
-                staged.commit(window.key, table)
-                stats.add(window_stats)
-            elapsed = time.perf_counter() - start
-            progress.update(task, advance=window.batch.num_rows, rate=stats.pairs / elapsed if elapsed else 0.0)
-    staged.finalize(schema, keys)
-    seconds = time.perf_counter() - start
     return {
         "output": str(output),
         "rows": total,
@@ -305,5 +302,57 @@ def run(
         "inputs": [str(source.path) for source in inputs],
         "reuse": [str(source.path) for source in reuse],
         "settings": {k: v for k, v in vars(settings).items() if k != "threads"},
-        **({"ranking": quality.report()} if quality is not None else {}),
     }
+
+
+def run(
+    inputs: list[InputFile],
+    model: LoadedModel,
+    output: Path,
+    settings: RunSettings,
+    restart: bool = False,
+    show_progress: bool = True,
+    reuse: list[InputFile] | None = None,
+    previous: ScoreIndex | None = None,
+) -> dict[str, Any]:
+    """Score every row of `inputs` into `output`; returns the run report.
+
+    `previous` holds the scores of `reuse` (earlier outputs of this variant): pairs found there are not
+    scored again, nor is a pair identical to one met earlier in this run.
+    """
+    reuse = reuse or []
+    staged = StagedOutput(output, fingerprint(inputs, model, settings, reuse), restart=restart)
+    schema = output_schema(inputs, model, settings)
+    total = sum(source.num_rows for source in inputs)
+    stats, counts, seen = Stats(), Counts(), ScoreIndex()
+    quality = RankingQuality() if settings.labels_col else None
+    pairs = 0
+    keys: list[WindowKey] = []
+    start = time.perf_counter()
+    with (
+        _progress(show_progress) as progress,
+        _background(_prepare(inputs, model, settings, staged.done, previous or ScoreIndex())) as prepared,
+    ):
+        task = progress.add_task("score", total=total, rate=0.0)
+        for item in prepared:
+            window = item.window
+            keys.append(window.key)
+            pairs += len(window.queries)
+            if item.encoded is None:
+                counts.resumed += window.batch.num_rows
+                counts.resumed_pairs += len(window.queries)
+                committed = staged.scores(window.key, settings.score_col)
+                seen.add(item.keys, committed[item.rows])  # identical pairs later on are copied, as before
+                if quality is not None:
+                    quality.add(window, committed, ~np.isnan(committed))
+            else:
+                done = score_window(item, model, settings, schema, seen, counts)
+                if quality is not None:
+                    quality.add(window, done.scores, done.scored)
+                staged.commit(window.key, done.table)
+                stats.add(done.stats)
+            elapsed = time.perf_counter() - start
+            progress.update(task, advance=window.batch.num_rows, rate=stats.pairs / elapsed if elapsed else 0.0)
+    staged.finalize(schema, keys)
+    result = report(inputs, model, output, settings, reuse, stats, counts, pairs, time.perf_counter() - start)
+    return {**result, **({"ranking": quality.report()} if quality is not None else {})}
