@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "export": "export.cli:export",
     "verify": "export.cli:verify",
     "train": "train.cli:train",
+    "candidates": "scorer.candidates.command:candidates",
     "group": "scorer.group_cmd:group",
 }
 

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target
-from train.catalogue import sample_pairs, write_splits
+from train.catalogue import catalogue_records, next_night, sample_pairs, write_splits
 
 console = Console()
 
@@ -71,6 +71,52 @@ def _summary(out: Path, metrics: dict, report: dict, test_report: dict, seconds:
 
 
 DEMO_MARKER = ".scorer-demo"
+NIGHTLY_PRODUCTS = 90  # of the 92 test-split products the demo model never trained on
+
+
+def _nights(out: Path) -> Table:
+    """Two nights of a dedup job on a sample catalogue: candidates -> run -> group, then a changed catalogue
+    scored with --reuse and grouped with --previous. Returns what each night did."""
+    folder = out / "nightly"
+    folder.mkdir()
+    night1 = catalogue_records(NIGHTLY_PRODUCTS, seed=5)
+    night2 = next_night(night1, changed=0.1)
+    table = Table(title="nightly dedup job (sample catalogue)", show_header=True)
+    for name in ("night", "records", "candidate pairs", "scored", "reused", "groups", "B-cubed F1 (CC)", "vs night 1"):
+        table.add_column(name)
+    for night, catalogue in ((1, night1), (2, night2)):
+        catalogue_path, truth = folder / f"catalogue-{night}.parquet", folder / f"truth-{night}.parquet"
+        pq.write_table(catalogue.select(["id", "title"]), catalogue_path)
+        pq.write_table(catalogue.select(["id", "product"]).rename_columns(["id", "group"]), truth)
+        pairs, scores, groups = (folder / f"{name}-{night}.parquet" for name in ("pairs", "scores", "groups"))
+        _scorer(
+            "candidates", catalogue_path, "-o", pairs, "--id-col", "id", "--text-col", "title", "--k", "5",
+            "--generators", "lexical,keys", "--truth", truth, "--report", folder / f"candidates-{night}.json",
+        )  # fmt: skip
+        reuse = ["--reuse", folder / "scores-1.parquet"] if night == 2 else []
+        _scorer("run", pairs, "-m", out / "artifact", "-o", scores, "--report", folder / f"run-{night}.json", *reuse)
+        previous = ["--previous", folder / "groups-1.parquet"] if night == 2 else []
+        report = folder / f"group-{night}.json"
+        _scorer("group", scores, "-o", groups, "--truth", truth, "--report", report, *previous)
+        run = json.loads((folder / f"run-{night}.json").read_text())
+        grouped = json.loads(report.read_text())
+        truth_figures = grouped["truth"]
+        change = grouped.get("previous", {})
+        table.add_row(
+            str(night),
+            f"{catalogue.num_rows}",
+            f"{run['rows']}",
+            f"{run['pairs_scored']}",
+            f"{run['pairs_reused']}",
+            f"{grouped['groups']}",
+            f"{truth_figures['groups']['bcubed_f1']:.3f} ({truth_figures['connected_components']['bcubed_f1']:.3f})",
+            (
+                f"{change['merges']} merges, {change['splits']} splits, {change['moved_records']} moved"
+                if change
+                else "-"
+            ),
+        )
+    return table
 
 
 @click.command()
@@ -134,7 +180,9 @@ def main(output: Path, steps: int, pairs: int) -> None:
     metrics = json.loads((output / "checkpoint" / "metrics.json").read_text())
     report = json.loads((output / "report.json").read_text())
     test_report = json.loads((output / "test-report.json").read_text())
+    nights = _nights(output)
     console.print(_summary(output, metrics, report, test_report, time.perf_counter() - started))
+    console.print(nights)
 
 
 if __name__ == "__main__":

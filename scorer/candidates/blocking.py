@@ -1,0 +1,107 @@
+"""Run the chosen generators over a catalogue and merge their pairs.
+
+Memory: the catalogue's texts, token matrix and (with embeddings) its vectors and HNSW graph are held
+at once, about 1.7 KB per record with the default embedder (384 float32 + 32 graph links), plus the
+candidate lists: at most 2 x k directed pairs per record and generator before the merge (16 bytes each),
+so about 2.5 KB + 2 KB (k = 20, three generators) per record. Lexical products run in chunks of at
+most 10M scores; embeddings are computed a window of 8192 texts at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.progress import Progress
+
+from scorer.candidates.catalogue import Catalogue
+from scorer.candidates.embedder import Embedder, EncodeStats
+from scorer.candidates.keys import key_pairs
+from scorer.candidates.lexical import lexical_pairs, token_counts
+from scorer.candidates.neighbours import knn_pairs
+from scorer.candidates.pairs import merge
+from scorer.candidates.text import keys, title_tokens
+
+Directed = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Blocking:
+    """Merged pairs (sorted unordered keys a * n + b and generator bit masks) and what they cost."""
+
+    pair_keys: np.ndarray
+    mask: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+    token_lengths: np.ndarray | None = None
+    encode_stats: EncodeStats | None = None
+
+
+def _sides(catalogue: Catalogue) -> list[tuple[range, range]]:
+    """(queries, documents) record ranges: the whole catalogue against itself, or each side against the other."""
+    n, split = len(catalogue), catalogue.split
+    if split is None:
+        return [(range(n), range(n))]
+    return [(range(split), range(split, n)), (range(split, n), range(split))]
+
+
+def _concat(parts: list[Directed]) -> Directed:
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class Steps:
+    """Progress bars for the long steps (disabled when not wanted)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def step(self, description: str, total: int) -> Callable[[int], None]:
+        task = self.progress.add_task(description, total=total)
+        return lambda count: self.progress.advance(task, count)
+
+
+def run_generators(
+    catalogue: Catalogue,
+    generators: list[str],
+    k: int,
+    embedder: Embedder | None,
+    threads: int | None,
+    steps: Steps,
+) -> Blocking:
+    """Each generator's top-k per record, merged into unordered pairs (never a record with itself)."""
+    result = Blocking(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))
+    if not catalogue.possible_pairs:
+        return result
+    texts = catalogue.texts.to_pylist()
+    directed: dict[str, Directed] = {}
+    seconds: dict[str, float] = {}
+    if "lexical" in generators:
+        start = time.perf_counter()
+        counts = token_counts(title_tokens(text) for text in texts)
+        sides = _sides(catalogue)
+        advance = steps.step("lexical (BM25)", sum(len(q) for q, _ in sides))
+        directed["lexical"] = _concat([lexical_pairs(counts, q, d, k, advance) for q, d in sides])
+        seconds["lexical"] = time.perf_counter() - start
+    if "keys" in generators:
+        start = time.perf_counter()
+        directed["keys"] = key_pairs((keys(text) for text in texts), k, catalogue.split)
+        seconds["keys"] = time.perf_counter() - start
+    if "embedding" in generators and embedder is not None:
+        start = time.perf_counter()
+        vectors, result.token_lengths = embedder.encode(texts, steps.step("embedding: encode", len(texts)))
+        result.encode_stats = embedder.stats
+        seconds["embedding_encode"] = time.perf_counter() - start
+        sides = _sides(catalogue)
+        advance = steps.step("embedding: index + search", sum(len(q) + len(d) for q, d in sides))
+        parts = [
+            knn_pairs(vectors[d.start : d.stop], d.start, vectors[q.start : q.stop], q.start, k, threads, advance)
+            for q, d in sides
+        ]
+        directed["embedding"] = _concat(parts)
+        seconds["embedding"] = time.perf_counter() - start
+    start = time.perf_counter()
+    result.pair_keys, result.mask = merge(directed, len(catalogue))
+    seconds["merge"] = time.perf_counter() - start
+    result.seconds = seconds
+    return result

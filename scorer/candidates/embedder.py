@@ -1,0 +1,114 @@
+"""A bi-encoder run through ONNX Runtime: texts -> L2-normalised mean-pooled embeddings (no torch).
+
+An embedder directory holds `model.onnx` (token states out), `tokenizer.json` and `embedder.json`
+(written by `scorer.candidates.embedder_export`). Texts are tokenized a window at a time, sorted by
+length and cut into batches by a token budget, so padding stays small and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from scorer.errors import InputError
+from scorer.session import session_options
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST = "embedder.json"
+MAX_LENGTH = 64  # titles: longer texts are truncated
+WINDOW = 8192  # texts tokenized and sorted together
+BATCH_TOKENS = 4096  # padded tokens per batch
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_embedder_dir(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in (MODEL_FILE, TOKENIZER_FILE, MANIFEST))
+
+
+@dataclass
+class EncodeStats:
+    """What encoding cost: real (unpadded) tokens and seconds."""
+
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.tokens / self.seconds if self.seconds > 0 else None
+
+
+class Embedder:
+    """An ONNX sentence embedder. `encode` returns float32 rows of unit length."""
+
+    def __init__(self, directory: Path, threads: int | None = None) -> None:
+        if not is_embedder_dir(directory):
+            raise InputError(
+                f"{directory}: not an embedder directory (needs {MODEL_FILE}, {TOKENIZER_FILE}, {MANIFEST})"
+            )
+        self.manifest = json.loads((directory / MANIFEST).read_text())
+        self.session = ort.InferenceSession(
+            str(directory / MODEL_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(self.manifest.get("max_length", MAX_LENGTH)))
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.stats = EncodeStats()
+
+    def _run(self, ids: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in ids)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        (states,) = self.session.run(None, {name: feeds[name] for name in self.input_names})[:1]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def encode(
+        self, texts: Sequence[str], advance: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embed `texts` (in order): an (n, dim) float32 array, and each text's token count (special
+        tokens included, after truncation). `advance(count)` reports progress."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        start = time.perf_counter()
+        for first in range(0, len(texts), WINDOW):
+            encodings = self.tokenizer.encode_batch(list(texts[first : first + WINDOW]))
+            ids = [e.ids for e in encodings]
+            lengths[first : first + len(ids)] = [len(row) for row in ids]
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            batch: list[int] = []
+            for index in order + [-1]:
+                width = len(ids[index]) if index >= 0 else 0
+                if batch and (index < 0 or (len(batch) + 1) * width > BATCH_TOKENS):
+                    rows = np.array(batch) + first
+                    out[rows] = self._run([ids[i] for i in batch])
+                    if advance:
+                        advance(len(batch))
+                    batch = []
+                if index >= 0:
+                    batch.append(index)
+        self.stats.tokens += int(lengths.sum())
+        self.stats.seconds += time.perf_counter() - start
+        return out, lengths

@@ -1,0 +1,230 @@
+"""`scorer candidates`: exact pair sets on small constructed catalogues, caps, purges, recall, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import invoke
+
+from scorer.candidates.keys import MAX_BLOCK, key_pairs
+from scorer.candidates.lexical import lexical_pairs, max_df, token_counts
+from scorer.candidates.neighbours import knn_pairs
+from scorer.candidates.text import keys, title_tokens
+
+TITLES = [
+    "Sony DSC-W310 camera black",
+    "sony dscw310 digital camera",
+    "Canon EOS 5D Mark II body",
+    "canon eos 5d mk2",
+    "Apple iPhone 13 128GB",
+    "Nikon D3500 kit",
+]
+COLUMNS = ["query_id", "candidate_id", "query", "candidate", "generators"]
+
+
+def catalogue(path: Path, titles: list[str], ids: list[object] | None = None) -> Path:
+    pq.write_table(
+        pa.table({"sku": ids if ids is not None else [f"p{i}" for i in range(len(titles))], "title": titles}), path
+    )
+    return path
+
+
+def candidates(*args: object) -> object:
+    return invoke("candidates", *args, "--id-col", "sku", "--text-col", "title", "--no-progress")
+
+
+def pairs(path: Path) -> set[tuple[str, str, str]]:
+    rows = pq.read_table(path).to_pylist()
+    return {(r["query_id"], r["candidate_id"], r["generators"]) for r in rows}
+
+
+def test_keys_are_identifiers_not_measurements() -> None:
+    assert keys("HP LaserJet P1102w 2.4GHz 1080p 32GB, UPC 884962894248, CE651A") == [
+        "p1102w",
+        "884962894248",
+        "ce651a",
+    ]
+    assert "a1186001" in title_tokens("Nixon A1186-001")
+
+
+def test_exact_pairs_and_report(tmp_path: Path) -> None:
+    source = catalogue(tmp_path / "cat.parquet", TITLES)
+    truth = tmp_path / "truth.parquet"
+    pq.write_table(pa.table({"id": ["p0", "p1", "p4", "p5"], "group": [1, 1, 2, 2]}), truth)
+    out, report = tmp_path / "pairs.parquet", tmp_path / "report.json"
+    result = candidates(
+        source, "-o", out, "--k", "1", "--generators", "lexical,keys", "--truth", truth, "--report", report
+    )
+    assert result.exit_code == 0, result.output
+    # p4 and p5 share no token with anyone; p0/p1 also share the key "dscw310"
+    assert pairs(out) == {("p0", "p1", "lexical,keys"), ("p2", "p3", "lexical")}
+    table = pq.read_table(out)
+    assert table.column_names == COLUMNS
+    assert table.column("query").to_pylist() == [TITLES[0], TITLES[2]]
+    data = json.loads(report.read_text())
+    assert data["pairs"] == 2
+    assert data["pairs_by_generator"] == {"lexical": 2, "keys": 1}
+    assert data["possible_pairs"] == 15
+    assert data["reduction_ratio"] == pytest.approx(1 - 2 / 15)
+    assert data["true_pairs"] == 2 and data["true_pairs_found"] == 1
+    assert data["blocking_recall"] == pytest.approx(0.5)
+    assert data["recall_by_generator"] == {"lexical": 0.5, "keys": 0.5}
+    assert data["estimated_scoring"]["seconds"] is None
+    with_rate = tmp_path / "rate.json"
+    args = (
+        "-o",
+        tmp_path / "p2.parquet",
+        "--k",
+        "1",
+        "--generators",
+        "lexical",
+        "--pairs-per-s",
+        "4",
+        "--report",
+        with_rate,
+    )
+    assert candidates(source, *args).exit_code == 0
+    assert json.loads(with_rate.read_text())["estimated_scoring"]["seconds"] == pytest.approx(0.5)
+
+
+def test_cap_per_record_and_each_pair_once(tmp_path: Path) -> None:
+    n, k = 30, 5
+    source = catalogue(tmp_path / "cat.parquet", [f"item widget {i}" for i in range(n)])
+    out = tmp_path / "pairs.parquet"
+    assert candidates(source, "-o", out, "--k", k, "--generators", "lexical").exit_code == 0
+    # every score ties, so each record proposes the k lowest other records
+    expected = set()
+    for i in range(n):
+        for j in [j for j in range(n) if j != i][:k]:
+            expected.add((f"p{min(i, j)}", f"p{max(i, j)}", "lexical"))
+    found = {(min(a, b, key=lambda s: int(s[1:])), max(a, b, key=lambda s: int(s[1:])), g) for a, b, g in pairs(out)}
+    assert found == expected
+    assert pq.read_table(out).num_rows == len(expected) == 135
+
+
+def test_frequent_tokens_and_keys_are_purged() -> None:
+    n = max_df(150) + 50
+    counts = token_counts(["common"] * n)
+    query, _ = lexical_pairs(counts, range(n), range(n), k=3)
+    assert len(query) == 0
+    query, _ = key_pairs([["abc1234"]] * (MAX_BLOCK + 1), k=3)
+    assert len(query) == 0
+    query, _ = key_pairs([["abc1234"]] * MAX_BLOCK, k=3)
+    assert len(query) == 3 * MAX_BLOCK and set(np.bincount(query)) == {3}
+
+
+def test_link_mode_pairs_across_catalogues_only(tmp_path: Path) -> None:
+    left = catalogue(tmp_path / "left.parquet", TITLES[:3], ["a0", "a1", "a2"])
+    right = catalogue(tmp_path / "right.parquet", TITLES[3:] + ["SONY DSC W310"], ["b0", "b1", "b2", "b3"])
+    out, report = tmp_path / "pairs.parquet", tmp_path / "r.json"
+    result = candidates(
+        left, "--against", right, "-o", out, "--k", "2", "--generators", "lexical,keys", "--report", report
+    )
+    assert result.exit_code == 0, result.output
+    assert {(a, b) for a, b, _ in pairs(out)} == {("a0", "b3"), ("a1", "b3"), ("a2", "b0")}
+    data = json.loads(report.read_text())
+    assert (data["mode"], data["left_records"], data["possible_pairs"]) == ("link", 3, 12)
+
+
+def test_knn_pairs_exact_on_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 16))
+    vectors = np.repeat(centres, 3, axis=0) + rng.normal(scale=0.01, size=(30, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    query, candidate = knn_pairs(vectors, 0, vectors, 0, k=2)
+    assert len(query) == 60 and not np.any(query == candidate)
+    assert np.all(query // 3 == candidate // 3)  # the two neighbours are the other members of the cluster
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pa.table({"sku": ["a", "b"], "name": ["x", "y"]}), "column 'title' not found"),
+        (pa.table({"sku": ["a", None], "title": ["x", "y"]}), "column 'sku', row 1: null value"),
+        (pa.table({"sku": ["a", "b"], "title": ["x", None]}), "column 'title', row 1: null value"),
+        (pa.table({"sku": [1.5, 2.5], "title": ["x", "y"]}), "column 'sku' has type double"),
+        (pa.table({"sku": ["a", "a"], "title": ["x", "y"]}), "column 'sku', row 1: duplicate id 'a'"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, table: pa.Table, message: str) -> None:
+    source = tmp_path / "cat.parquet"
+    pq.write_table(table, source)
+    out = tmp_path / "pairs.parquet"
+    result = candidates(source, "-o", out, "--generators", "lexical,keys")
+    assert result.exit_code == 2
+    assert str(source) in result.output and message in result.output
+    assert not out.exists()
+
+
+def test_duplicate_id_across_files_and_output_over_input(tmp_path: Path) -> None:
+    first = catalogue(tmp_path / "a.parquet", ["x", "y"], ["a", "b"])
+    second = catalogue(tmp_path / "b.parquet", ["z"], ["b"])
+    result = candidates(first, second, "-o", tmp_path / "out.parquet")
+    assert (
+        result.exit_code == 2
+        and f"{second}: column 'sku', row 0: duplicate id 'b' (also {first}, row 1)" in result.output
+    )
+    result = candidates(first, "-o", first, "--generators", "lexical")
+    assert result.exit_code == 2 and "which this command reads" in result.output
+    assert pq.read_table(first).num_rows == 2
+
+
+def test_empty_catalogue_gives_empty_output_with_schema(tmp_path: Path) -> None:
+    source = tmp_path / "cat.parquet"
+    pq.write_table(pa.table({"sku": pa.array([], pa.int64()), "title": pa.array([], pa.string())}), source)
+    out = tmp_path / "pairs.parquet"
+    assert candidates(source, "-o", out).exit_code == 0  # embedding requested: nothing to embed, no model loaded
+    table = pq.read_table(out)
+    assert table.num_rows == 0 and table.column_names == COLUMNS
+    assert table.schema.field("query_id").type == pa.int64()
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT (MiniLM's tokenizer) exported with the same code as the default embedder."""
+    import torch
+    from builders import MINILM
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from scorer.candidates.embedder_export import export_embedder
+
+    root = tmp_path_factory.mktemp("embedder")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    BertModel(config).save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+    return export_embedder(root / "base", root / "onnx")
+
+
+def test_embedding_generator_without_torch(tmp_path: Path, tiny_embedder: Path) -> None:
+    titles = [f"{word} phone case {i}" for i, word in enumerate(["red", "blue", "green"] * 4)]
+    source = catalogue(tmp_path / "cat.parquet", titles)
+    out, report = tmp_path / "pairs.parquet", tmp_path / "r.json"
+    code = (
+        "import sys\nfrom scorer.cli import main\n"
+        f"try:\n    main({['candidates', str(source), '-o', str(out), '--id-col', 'sku', '--text-col', 'title', '--k', '2', '--generators', 'embedding', '--embedder', str(tiny_embedder), '--report', str(report)]!r})\n"
+        "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out)
+    assert set(table.column("generators").to_pylist()) == {"embedding"}
+    assert 12 <= table.num_rows <= 24  # 2 neighbours per record, each unordered pair once
+    data = json.loads(report.read_text())
+    assert data["pairs_by_generator"] == {"embedding": table.num_rows}
+    assert data["estimated_scoring"]["pairs_per_s"] > 0
