@@ -65,6 +65,24 @@ def _targets_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _best_torch(result: dict[str, Any]) -> list[str]:
+    """Ratios to the faster torch path on this CPU (fp32 or bf16), and what `--precision auto` chose."""
+    best, ratios, choice = result.get("best_torch"), result["ratios"], result.get("auto_choice") or {}
+    if not best:
+        return []
+    names = {"scorer_auto": "scorer auto", "scorer_bf16": "scorer bf16", "scorer_int8": "scorer int8"}
+    parts = [
+        f"{label} {ratios[f'{name}_vs_best_torch']:.2f}x ({ratios[f'{name}_vs_best_torch_after_load']:.2f}x after load)"
+        for name, label in names.items()
+    ]
+    return [
+        f"Against the best torch path on this CPU (**{best}**), end to end: " + ", ".join(parts) + ".",
+        "",
+        f"`--precision auto` chose **{choice.get('precision')}**: {choice.get('reason')}.",
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any], chart: str) -> str:
     """The report for people: targets first, then speed, quality, ceilings and how it was measured."""
     model, data, ceilings = result["model"], result["data"], result["ceilings"]
@@ -77,7 +95,8 @@ def markdown(result: dict[str, Any], chart: str) -> str:
         f"`{result['command']}`",
         "",
         (
-            f"{result['created']}; {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs); "
+            f"{result['created']}; {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs; "
+            f"flags: {' '.join(result['machine'].get('cpu_flags', [])) or 'not read'}); "
             f"{result['repeats']} round(s), paths alternated round-robin, medians reported."
         ),
         "",
@@ -94,6 +113,7 @@ def markdown(result: dict[str, Any], chart: str) -> str:
             "so end-to-end ratios grow as inputs shrink: compare runs of the same size."
         ),
         "",
+        *_best_torch(result),
         *([result["note"], ""] if result.get("note") else []),
         "## Targets",
         "",

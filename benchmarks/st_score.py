@@ -2,7 +2,7 @@
 
     python -m benchmarks.st_score INPUT.parquet -o OUT.parquet --checkpoint CKPT [--onnx-file F] --report R.json
 
-Without `--onnx-file` this is the torch path (fp32, `predict`'s default batching); with it,
+Without `--onnx-file` this is the torch path (fp32, or bf16 with `--bf16`; `predict`'s default batching); with it,
 sentence-transformers' ONNX backend loading that file (e.g. its dynamic int8 export, see
 `benchmarks.st_onnx`). The report splits the process's time into imports, loading, predict and I/O.
 """
@@ -27,6 +27,7 @@ import click
     "--onnx-file", default=None, help="ONNX file inside the checkpoint (sentence-transformers' ONNX backend)."
 )
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write timings as JSON here.")
+@click.option("--bf16", is_flag=True, help="Torch path in bfloat16 (model_kwargs torch_dtype=torch.bfloat16).")
 @click.option("--query-col", default="query", show_default=True)
 @click.option("--candidate-col", default="candidate", show_default=True)
 def main(
@@ -35,6 +36,7 @@ def main(
     checkpoint: Path,
     onnx_file: str | None,
     report: Path | None,
+    bf16: bool,
     query_col: str,
     candidate_col: str,
 ) -> None:
@@ -46,7 +48,10 @@ def main(
 
     imported = time.perf_counter()
     if onnx_file is None:
-        model = CrossEncoder(str(checkpoint), device="cpu")
+        import torch
+
+        kwargs = {"model_kwargs": {"torch_dtype": torch.bfloat16}} if bf16 else {}
+        model = CrossEncoder(str(checkpoint), device="cpu", **kwargs)
     else:
         model = CrossEncoder(str(checkpoint), device="cpu", backend="onnx", model_kwargs={"file_name": onnx_file})
     loaded = time.perf_counter()

@@ -3,7 +3,7 @@
     python -m benchmarks.throughput --data ../shared/data/pairs/abt-buy/test.parquet \\
         --checkpoint CKPT --artifact ARTIFACT --out benchmarks/results/minilm --repeats 3
 
-Runs the four paths of `benchmarks.paths` round-robin (the start rotates each round) together with
+Runs the paths of `benchmarks.paths` round-robin (the start rotates each round) together with
 the GEMM ceilings (`benchmarks.ceiling`), `--repeats` rounds, each in a fresh process, and reports
 medians, the ratios the targets are about, and quality against the torch path (`benchmarks.quality`).
 Data files that are absent are skipped with a message; with none left it exits 0 without measuring.
@@ -33,14 +33,26 @@ from benchmarks import report
 from benchmarks.child import ChildRun, run_child
 from benchmarks.flops import load_config, total_flops
 from benchmarks.inputs import load_pairs, present
-from benchmarks.paths import SCORER_INT8, ST_ONNX_INT8, TORCH, BenchPath, build_paths
+from benchmarks.paths import (
+    SCORER_AUTO,
+    SCORER_BF16,
+    SCORER_INT8,
+    ST_ONNX_INT8,
+    TORCH,
+    TORCH_BF16,
+    BenchPath,
+    build_paths,
+)
 from benchmarks.quality import compare
 from benchmarks.st_onnx import cache_dir, is_built
-from scorer.artifact import load_manifest
+from scorer.artifact import Manifest, load_manifest
+from scorer.openvino_backend import openvino_available
+from scorer.precision import cpu_info
 from scorer.tokenize import PairTokenizer
 
 ST_BATCH_SIZE = 32  # CrossEncoder.predict's default
 TARGET_VS_TORCH, TARGET_VS_ST = 2.5, 1.6
+TARGET_VS_BEST_TORCH, TARGET_VS_BEST_TORCH_AFTER_LOAD = 2.0, 1.5  # issue 9: `scorer run` defaults vs the best torch
 MIN_SPEARMAN, MAX_NDCG_DELTA, MAX_FLIP_RATE = 0.99, 0.005, 0.005
 FLOPS_FORMULA = (
     "per pair of n tokens: n x sum over layers (2 x linear weights + 4 x span x hidden) + head; see benchmarks/flops.py"
@@ -153,6 +165,42 @@ def targets(ratios: dict[str, float], quality: dict[str, Any]) -> list[dict[str,
     ]
 
 
+def bf16_targets(ratios: dict[str, float], best_torch: str, quality: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 9's targets for `scorer run` with its defaults (auto) against the faster torch path here."""
+    return [
+        _target(
+            f"scorer auto / best torch ({best_torch})",
+            f">= {TARGET_VS_BEST_TORCH}x",
+            f"{ratios['scorer_auto_vs_best_torch']:.2f}x",
+            ratios["scorer_auto_vs_best_torch"] >= TARGET_VS_BEST_TORCH,
+        ),
+        _target(
+            "scorer auto / best torch, after start-up",
+            f">= {TARGET_VS_BEST_TORCH_AFTER_LOAD}x",
+            f"{ratios['scorer_auto_vs_best_torch_after_load']:.2f}x",
+            ratios["scorer_auto_vs_best_torch_after_load"] >= TARGET_VS_BEST_TORCH_AFTER_LOAD,
+        ),
+        _target(
+            "auto Spearman vs torch fp32",
+            f">= {MIN_SPEARMAN}",
+            f"{quality['spearman']:.5f}",
+            quality["spearman"] >= MIN_SPEARMAN,
+        ),
+        _target(
+            "auto decision flips at 0.5 vs torch fp32",
+            f"<= {MAX_FLIP_RATE:.1%}",
+            f"{quality['flips']} ({quality['flip_rate']:.2%})",
+            quality["flip_rate"] <= MAX_FLIP_RATE,
+        ),
+    ]
+
+
+def has_bf16_path(manifest: Manifest) -> bool:
+    """Whether this machine runs the artifact's bf16 variant: CPU bf16, openvino, and a gate that passed."""
+    variant = manifest.variants.get("bf16")
+    return bool(variant and variant.parity.get("passed") and cpu_info().has_bf16 and openvino_available())
+
+
 def summarise_path(
     entry: Measured,
     reference: np.ndarray,
@@ -197,8 +245,10 @@ def _machine() -> dict[str, Any]:
     if cpuinfo.is_file():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         cpu = names[0] if names else cpu
-    packages = ("onnxruntime", "torch", "transformers", "sentence-transformers", "optimum", "tokenizers")
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "versions": {name: version(name) for name in packages}}
+    packages = ("onnxruntime", "openvino", "torch", "transformers", "sentence-transformers", "optimum", "tokenizers")
+    flags = cpu_info().describe()["flags"]
+    versions = {name: version(name) for name in packages if name != "openvino" or openvino_available()}
+    return {"cpu": cpu, "cpu_flags": flags, "logical_cpus": os.cpu_count(), "versions": versions}
 
 
 def _model_info(name: str, checkpoint: Path, artifact: Path, max_length: int, gflop_per_pair: float) -> dict[str, Any]:
@@ -252,7 +302,8 @@ def benchmark(
         )
         export_seconds = time.perf_counter() - start
 
-    paths = build_paths(checkpoint, artifact, st_dir)
+    bf16 = has_bf16_path(manifest)
+    paths = build_paths(checkpoint, artifact, st_dir, bf16)
     measured, ceiling_samples = measure_rounds(paths, input_path, work, repeats, ceiling_size, log)
 
     mean_flops = flops / table.num_rows
@@ -292,6 +343,20 @@ def benchmark(
         "scorer_int8_vs_torch_after_load": ratio(SCORER_INT8, TORCH, "scoring_pairs_per_s"),
         "scorer_int8_vs_st_onnx_int8_after_load": ratio(SCORER_INT8, ST_ONNX_INT8, "scoring_pairs_per_s"),
     }
+    round_ratios = {
+        "scorer int8 / torch": per_round(SCORER_INT8, TORCH),
+        "scorer int8 / ST ONNX int8": per_round(SCORER_INT8, ST_ONNX_INT8),
+    }
+    checks = targets(ratios, by_name[SCORER_INT8]["quality"])
+    best_torch = None
+    if bf16:
+        best_torch = max((TORCH, TORCH_BF16), key=lambda path: by_name[path]["pairs_per_s"])
+        for path in (SCORER_AUTO, SCORER_BF16, SCORER_INT8, TORCH_BF16):
+            ratios[f"{path}_vs_best_torch"] = ratio(path, best_torch)
+            ratios[f"{path}_vs_best_torch_after_load"] = ratio(path, best_torch, "scoring_pairs_per_s")
+        round_ratios[f"scorer auto / {best_torch}"] = per_round(SCORER_AUTO, best_torch)
+        round_ratios[f"scorer bf16 / {best_torch}"] = per_round(SCORER_BF16, best_torch)
+        checks += bf16_targets(ratios, best_torch, by_name[SCORER_AUTO]["quality"])
     return {
         "command": "python -m benchmarks.throughput " + shlex.join(sys.argv[1:]),
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -311,11 +376,10 @@ def benchmark(
         "ceilings": ceilings,
         "paths": results,
         "ratios": ratios,
-        "round_ratios": {
-            "scorer int8 / torch": per_round(SCORER_INT8, TORCH),
-            "scorer int8 / ST ONNX int8": per_round(SCORER_INT8, ST_ONNX_INT8),
-        },
-        "targets": targets(ratios, by_name[SCORER_INT8]["quality"]),
+        "round_ratios": round_ratios,
+        "best_torch": best_torch,
+        "auto_choice": measured[SCORER_AUTO].reports[0].get("precision_choice") if bf16 else None,
+        "targets": checks,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +14,25 @@ from export.gate import Gates
 from scorer.artifact import MANIFEST_NAME, PRECISIONS
 from scorer.errors import GateError, InputError
 from scorer.paths import check_dir_target
+from scorer.precision import cpu_info, unavailable_reason
 
 console = Console(stderr=True)
 
 
 def gate_options(command: click.Command) -> click.Command:
-    """The gate's limits as flags (defaults from `Gates`)."""
-    defaults = Gates()
+    """The gate's limits as flags, one per field of `Gates` (its defaults)."""
+    helps = {"threshold": "Decision threshold on scores (dedup match if score >= threshold)."}
     options = [
-        click.option(
-            "--threshold",
-            type=float,
-            default=defaults.threshold,
-            show_default=True,
-            help="Decision threshold on scores (dedup match if score >= threshold).",
+        *(
+            click.option(
+                f"--{gate.name.replace('_', '-')}",
+                type=float,
+                default=gate.default,
+                show_default=True,
+                help=helps.get(gate.name),
+            )
+            for gate in fields(Gates)
         ),
-        click.option("--fp32-max-abs-diff", type=float, default=defaults.fp32_max_abs_diff, show_default=True),
-        click.option("--int8-min-spearman", type=float, default=defaults.int8_min_spearman, show_default=True),
-        click.option("--int8-max-flip-rate", type=float, default=defaults.int8_max_flip_rate, show_default=True),
-        click.option("--fp16-min-spearman", type=float, default=defaults.fp16_min_spearman, show_default=True),
-        click.option("--fp16-max-flip-rate", type=float, default=defaults.fp16_max_flip_rate, show_default=True),
         click.option(
             "--calibration",
             type=click.Path(path_type=Path),
@@ -56,10 +56,17 @@ def _checkpoint(path: Path) -> Path:
 
 
 def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="parity against CrossEncoder.predict")
+    cpu = cpu_info().describe()
+    table = Table(
+        title="parity against CrossEncoder.predict", caption=f"CPU: {cpu['model']} ({' '.join(cpu['flags'])})"
+    )
     for column in ("variant", "pairs", "max abs diff", "spearman", "flips", "device", "gate"):
         table.add_column(column)
     for precision, p in parity.items():
+        if "pairs" not in p:  # not runnable on this machine, or its file could not be loaded
+            verdict = f"[yellow]skipped[/] {p['skipped']}" if "skipped" in p else f"[red]FAIL[/] {p['failures'][0]}"
+            table.add_row(precision, *["-"] * 5, verdict)
+            continue
         verdict = "[green]pass[/]" if p["passed"] else f"[red]FAIL[/] {'; '.join(p['failures'])}"
         table.add_row(
             precision,
@@ -76,7 +83,12 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact directory to create.")
-@click.option("--precisions", default=",".join(PRECISIONS), show_default=True, help="Variants to build (fp32 always).")
+@click.option(
+    "--precisions",
+    default=",".join(PRECISIONS),
+    show_default=True,
+    help="Variants to build (fp32 always; bf16 only where this CPU has bf16 and openvino is installed).",
+)
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
 @click.option("--force", is_flag=True, help="Replace an existing artifact (a directory holding manifest.json).")
 @click.option(
@@ -97,7 +109,8 @@ def export(
     int8_activations: str,
     **params: Any,
 ) -> None:
-    """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 with a parity gate."""
+    """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 (+ OpenVINO bf16) with a
+    parity gate."""
     from export.calibration import load_calibration
     from export.exporter import export_artifact
 
@@ -137,7 +150,9 @@ def export(
 )
 @gate_options
 def verify(artifact: Path, checkpoint: Path, data: Path | None, max_length: int | None, **params: Any) -> None:
-    """Re-run the parity gate of every variant of ARTIFACT against CHECKPOINT; exit 1 on any drift."""
+    """Re-run the parity gate of every variant of ARTIFACT against CHECKPOINT, on this machine; exit 1 when
+    a variant that passed at export fails now (or its file changed). A variant this machine cannot run (bf16
+    without bf16 instructions) is reported as skipped."""
     from export.calibration import load_calibration
     from export.gate import check_variant
     from export.reference import load_cross_encoder, reference_scores
@@ -148,7 +163,18 @@ def verify(artifact: Path, checkpoint: Path, data: Path | None, max_length: int 
     queries, candidates = load_calibration(data or params["calibration"])
     model = load_cross_encoder(_checkpoint(checkpoint), max_length)  # never the artifact's own settings
     reference = reference_scores(model, queries, candidates)
-    parity = {p: check_variant(artifact, p, reference, queries, candidates, gates) for p in manifest.variants}
+    parity: dict[str, dict[str, Any]] = {}
+    for precision, variant in manifest.variants.items():
+        skip = unavailable_reason(variant, precision, cpu_info())
+        if skip and precision != "fp16":  # fp16 is checked on the CPU provider where there is no GPU
+            parity[precision] = {"skipped": skip}
+            continue
+        try:
+            parity[precision] = check_variant(artifact, precision, reference, queries, candidates, gates)
+        except InputError as exc:  # e.g. bf16 over an fp32 file that changed
+            parity[precision] = {"passed": False, "failures": [exc.message]}
     console.print(parity_table(parity))
-    if not all(p["passed"] for p in parity.values()):
-        raise GateError("parity gate failed: " + ", ".join(p for p, v in parity.items() if not v["passed"]))
+    passed_at_export = {p for p, v in manifest.variants.items() if v.parity.get("passed") is not False}
+    failed = [p for p, v in parity.items() if not v.get("passed", True) and p in passed_at_export]
+    if failed:
+        raise GateError("parity gate failed: " + ", ".join(failed))

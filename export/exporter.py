@@ -1,6 +1,10 @@
 """`scorer export`: checkpoint -> fp32 / int8 / fp16 ONNX graphs, tokenizer and manifest, each variant
 proven against `CrossEncoder.predict` before the artifact appears (built in a temporary directory and
-renamed into place only when every gate passes)."""
+renamed into place only when every gate passes).
+
+bf16 adds no file: it is OpenVINO running `model.fp32.onnx` in bf16, gated where this CPU has bf16. Its
+gate is advisory: a failed bf16 gate is recorded (and `--precision auto` never picks it) but does not
+stop the artifact, whose ONNX Runtime variants are unaffected."""
 
 from __future__ import annotations
 
@@ -23,9 +27,21 @@ from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, load_cross_encoder, model_type, reference_scores
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.errors import GateError
+from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
+from scorer.precision import cpu_info, unavailable_reason
 
-VERSIONED = ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "optimum", "optimum-onnx")
+VERSIONED = (
+    "onnxruntime",
+    "onnx",
+    "openvino",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "optimum",
+    "optimum-onnx",
+)
+ADVISORY = ("bf16",)  # variants whose failed gate is recorded but does not stop the export
 
 
 @dataclass
@@ -134,14 +150,30 @@ class Exporter:
             path = self.staging / "model.fp16.onnx"
             self._add_variant("fp16", path, convert_fp16(fp32, path))
             result.parity["fp16"] = self._check("fp16", reference, queries, candidates)
+        if "bf16" in precisions:
+            self._bf16(fp32, reference, queries, candidates, result)
         for precision, parity in result.parity.items():
             self.manifest.variants[precision].parity = parity
         shutil.rmtree(work)
-        if not all(parity["passed"] for parity in result.parity.values()):
+        if not all(parity["passed"] for precision, parity in result.parity.items() if precision not in ADVISORY):
             result.manifest = None
         else:
             self.manifest.write(self.staging)
         return result
+
+    def _bf16(
+        self, fp32: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
+    ) -> None:
+        """OpenVINO bf16 on the fp32 graph, gated where this CPU runs bf16; skipped (logged) elsewhere."""
+        recipe = {"runtime": OPENVINO, "inference_precision": "bf16"}
+        skip = unavailable_reason(Variant(fp32.name, "", recipe=recipe), "bf16", cpu_info())
+        if skip:
+            self.log(f"bf16 not built: {skip}")
+            return
+        self._add_variant("bf16", fp32, recipe)
+        result.parity["bf16"] = self._check("bf16", reference, queries, candidates)
+        if not result.parity["bf16"]["passed"]:
+            self.log("  bf16 failed its gate: recorded in the manifest, never chosen by --precision auto")
 
     def _int8(
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
@@ -198,6 +230,6 @@ def export_artifact(
         exporter = Exporter(checkpoint, staging, gates, max_length, log, int8_activations)
         result = exporter.build(queries, candidates, precisions)
         if result.manifest is None:
-            failed = {p: v["failures"] for p, v in result.parity.items() if not v["passed"]}
+            failed = {p: v["failures"] for p, v in result.parity.items() if not v["passed"] and p not in ADVISORY}
             raise GateError(f"parity gate failed, no artifact written: {failed}")
     return result

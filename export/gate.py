@@ -1,8 +1,9 @@
 """The parity gate: one implementation, used by `scorer export` (before writing) and `scorer verify`.
 
 Each variant's scores are compared with `CrossEncoder.predict` on the same pairs. fp32 must match
-closely; int8 and fp16 must keep the ranking (Spearman) and the dedup decisions (flips at the
-threshold), which is what users feel.
+closely; int8, fp16 and bf16 must keep the ranking (Spearman) and the dedup decisions (flips at the
+threshold), which is what users feel. Figures measured on the CPU record its model and flags: bf16
+numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from scorer.metrics import decision_flips, spearman
 from scorer.pipeline import LoadedModel
+from scorer.precision import cpu_info
 from scorer.session import CPU, CUDA, cuda_available
 
 
@@ -28,6 +30,8 @@ class Gates:
     int8_max_flip_rate: float = 0.005
     fp16_min_spearman: float = 0.995
     fp16_max_flip_rate: float = 0.005
+    bf16_min_spearman: float = 0.99
+    bf16_max_flip_rate: float = 0.005
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -57,7 +61,7 @@ def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
     problems = [] if parity["all_finite"] else ["non-finite scores"]
     if precision == "fp32" and parity["max_abs_diff"] > gates.fp32_max_abs_diff:
         problems.append(f"max abs diff {parity['max_abs_diff']:.2e} > {gates.fp32_max_abs_diff:.0e}")
-    if precision in ("int8", "fp16"):
+    if hasattr(gates, f"{precision}_min_spearman"):
         min_spearman = getattr(gates, f"{precision}_min_spearman")
         max_flip_rate = getattr(gates, f"{precision}_max_flip_rate")
         if parity["spearman"] < min_spearman:
@@ -82,12 +86,15 @@ def check_variant(
     (same tokenizer, windows and batches) and return its parity figures with the gate's verdict.
 
     fp16 runs on CUDA where present; elsewhere on the CPU provider, recorded as not validated on a GPU.
+    A variant whose recipe names OpenVINO (bf16) runs there, on this CPU.
     """
     provider = CUDA if precision == "fp16" and cuda_available() else CPU
     model = LoadedModel.load(directory, precision, provider=provider)
     parity = measure(reference, model.score(queries, candidates), gates.threshold)
     problems = failures(precision, parity, gates)
     parity.update(device="cuda" if provider == CUDA else "cpu", passed=not problems, failures=problems)
+    if provider == CPU:
+        parity.update(runtime=model.onnx.provider, cpu=cpu_info().describe())
     if precision == "fp16":
         parity["validated_on_gpu"] = provider == CUDA
     return parity

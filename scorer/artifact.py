@@ -22,7 +22,7 @@ from scorer.errors import InputError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-PRECISIONS = ("fp32", "int8", "fp16")
+PRECISIONS = ("fp32", "int8", "fp16", "bf16")  # bf16: OpenVINO on the fp32 file (no file of its own)
 MAX_LENGTH_LIMIT = 1 << 16
 
 

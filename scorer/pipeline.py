@@ -10,6 +10,7 @@ import numpy as np
 from scorer.activation import apply_activation
 from scorer.artifact import Manifest, load_manifest, variant_path
 from scorer.batching import pad_batch, plan_batches
+from scorer.openvino_backend import OPENVINO, OpenVinoModel
 from scorer.session import CUDA, OnnxModel, provider_for
 from scorer.tokenize import EncodedPairs, PairTokenizer
 
@@ -40,13 +41,14 @@ class Stats:
 
 @dataclass
 class LoadedModel:
-    """A variant of an artifact, ready to score: manifest, tokenizer and session."""
+    """A variant of an artifact, ready to score: manifest, tokenizer and the runtime over its ONNX file
+    (`onnx`: ONNX Runtime, or OpenVINO for a variant whose recipe names `runtime: openvino`)."""
 
     directory: Path
     manifest: Manifest
     precision: str
     tokenizer: PairTokenizer
-    onnx: OnnxModel
+    onnx: OnnxModel | OpenVinoModel
     sha256: str = field(default="")
 
     @classmethod
@@ -57,7 +59,12 @@ class LoadedModel:
         manifest = load_manifest(directory)
         path = variant_path(directory, manifest, precision)
         tokenizer = PairTokenizer.from_artifact(directory, manifest)
-        onnx = OnnxModel.load(path, provider or provider_for(precision), threads)
+        recipe = manifest.variants[precision].recipe
+        onnx: OnnxModel | OpenVinoModel
+        if recipe.get("runtime") == OPENVINO:
+            onnx = OpenVinoModel.load(path, str(recipe.get("inference_precision")), threads)
+        else:
+            onnx = OnnxModel.load(path, provider or provider_for(precision), threads)
         return cls(directory, manifest, precision, tokenizer, onnx, manifest.variants[precision].sha256)
 
     @property

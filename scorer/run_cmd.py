@@ -15,6 +15,7 @@ from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
+from scorer.precision import choose as choose_precision
 from scorer.reader import (
     DEFAULT_MAX_DOCUMENTS,
     ON_NULL,
@@ -27,7 +28,6 @@ from scorer.reader import (
 from scorer.reuse import load_previous
 from scorer.runner import RunSettings
 from scorer.runner import run as run_job
-from scorer.session import resolve_precision
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -154,7 +154,9 @@ def run(
     )
     if on_null == "error":
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
-    model = LoadedModel.load(artifact, resolve_precision(precision), threads)
+    choice = choose_precision(precision, artifact, threads)
+    click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
+    model = LoadedModel.load(artifact, choice.precision, threads)
     reused_scores = load_previous(reused_files, model.identity)
     reused_sources = [InputFile.describe(path) for path in reused_files]
     settings = RunSettings(
@@ -200,6 +202,7 @@ def run(
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         lock.release()
+    result["precision_choice"] = choice.to_dict()
     if report is not None:
         try:
             write_text_atomic(report, json.dumps(result, indent=2) + "\n")

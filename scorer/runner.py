@@ -297,7 +297,7 @@ def report(
         "batches": stats.batches,
         "precision": model.precision,
         "provider": model.onnx.provider,
-        "threads": model.onnx.session.get_session_options().intra_op_num_threads,
+        "threads": model.onnx.threads,
         "model_sha256": model.sha256,
         "inputs": [str(source.path) for source in inputs],
         "reuse": [str(source.path) for source in reuse],

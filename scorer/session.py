@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions tuned for batch throughput, and the choice of precision/provider."""
+"""ONNX Runtime sessions tuned for batch throughput, and the provider for each precision."""
 
 from __future__ import annotations
 
@@ -21,13 +21,6 @@ CPU = "CPUExecutionProvider"
 
 def cuda_available() -> bool:
     return CUDA in ort.get_available_providers()
-
-
-def resolve_precision(precision: str) -> str:
-    """`auto` is fp16 on CUDA and int8 on CPU (int8 on a GPU is ~10x slower than fp16, never chosen)."""
-    if precision == "auto":
-        return "fp16" if cuda_available() else "int8"
-    return precision
 
 
 def provider_for(precision: str) -> str:
@@ -68,6 +61,10 @@ class OnnxModel:
     session: ort.InferenceSession
     provider: str
     input_names: list[str]
+
+    @property
+    def threads(self) -> int:
+        return self.session.get_session_options().intra_op_num_threads
 
     @classmethod
     def load(cls, path: Path, provider: str = CPU, threads: int | None = None) -> OnnxModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,8 @@ from click.testing import CliRunner, Result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+# `--precision auto` caches its probe per machine: keep the tests' decisions out of the user's cache.
+os.environ.setdefault("SCORER_CACHE_DIR", tempfile.mkdtemp(prefix="scorer-test-cache-"))
 
 from builders import tiny_cross_encoder
 

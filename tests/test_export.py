@@ -13,13 +13,16 @@ from conftest import LOOSE_GATES, invoke
 from onnx import numpy_helper
 
 from scorer.artifact import load_manifest, sha256_file
+from scorer.openvino_backend import openvino_available
+from scorer.precision import cpu_info
 
 
 @pytest.mark.parametrize("kind", ["bert", "modernbert"])
 def test_manifest_records_every_variant_with_parity(kind: str, request: pytest.FixtureRequest) -> None:
     _, artifact = request.getfixturevalue(kind)
     manifest = load_manifest(artifact)
-    assert set(manifest.variants) == {"fp32", "int8", "fp16"}
+    bf16 = {"bf16"} if cpu_info().has_bf16 and openvino_available() else set()
+    assert set(manifest.variants) == {"fp32", "int8", "fp16"} | bf16
     assert manifest.activation == "sigmoid"
     assert manifest.max_length == 256
     assert manifest.versions["onnxruntime"] == version("onnxruntime")

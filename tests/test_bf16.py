@@ -1,0 +1,260 @@
+"""bf16 through OpenVINO on the artifact's fp32 file: its gate, its parity with fp32, and `--precision auto`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from builders import MINILM
+from conftest import invoke, long_pairs_table
+from sentence_transformers.cross_encoder import CrossEncoder
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from scorer import precision as selection
+from scorer.artifact import Manifest, Variant, load_manifest
+from scorer.errors import InputError
+from scorer.metrics import decision_flips, spearman
+from scorer.openvino_backend import openvino_available
+from scorer.pipeline import LoadedModel
+from scorer.precision import Choice, CpuInfo, choose, choose_cpu, cpu_info
+
+HERE = cpu_info()
+needs_bf16 = pytest.mark.skipif(
+    not (HERE.has_bf16 and openvino_available()),
+    reason="bf16 is not built here: "
+    + ("the openvino package is not installed" if not openvino_available() else f"{HERE.model} has no bf16 flag"),
+)
+BF16_CPU = CpuInfo("Test CPU with bf16", frozenset({"avx2", "avx512_bf16"}))
+AVX2_CPU = CpuInfo("Test CPU, AVX2 only", frozenset({"avx2"}))
+
+
+# Selection logic, with a fake probe ----------------------------------------------------------------------
+
+
+class FakeProbe:
+    """Returns fixed pairs/s and records which precisions it was asked to time."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.rates, self.calls = rates, []
+
+    def __call__(self, precisions: list[str]) -> dict[str, float]:
+        self.calls.append(sorted(precisions))
+        return {p: self.rates[p] for p in precisions}
+
+
+def _manifest(gates: dict[str, bool]) -> Manifest:
+    variants = {
+        p: Variant(
+            "model.fp32.onnx" if p in ("fp32", "bf16") else f"model.{p}.onnx",
+            "0" * 64,
+            parity={"passed": ok, "failures": [] if ok else ["9 decision flips at 0.5 (0.90% > 0.50%)"]},
+            recipe={"runtime": "openvino", "inference_precision": "bf16"} if p == "bf16" else {},
+        )
+        for p, ok in gates.items()
+    }
+    return Manifest("sigmoid", 256, ["input_ids"], "tokenizer.json", "0" * 64, 0, variants)
+
+
+@pytest.fixture
+def with_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Selection tests do not depend on whether openvino is installed here."""
+    monkeypatch.setattr(selection, "openvino_available", lambda: True)
+
+
+RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0}
+
+
+def test_auto_picks_the_fastest_gated_variant_and_caches_the_decision(with_openvino: None, tmp_path: Path) -> None:
+    manifest, cache = _manifest({"fp32": True, "int8": True, "fp16": True, "bf16": True}), tmp_path / "c.json"
+    probe = FakeProbe(RATES)
+    choice = choose_cpu(manifest, "cpu|2|sha", BF16_CPU, probe, cache)
+    assert choice.precision == "bf16" and probe.calls == [["bf16", "int8"]]  # fp16 needs CUDA, fp32 is a fallback
+    assert choice.probe_pairs_per_s == {"int8": 150.0, "bf16": 300.0}
+    assert "timed probe: bf16 300 pairs/s, int8 150 pairs/s" in choice.reason
+    assert "fp16 left out: fp16 needs CUDA" in choice.reason and "fp32 left out: the fp32 reference" in choice.reason
+    # Same CPU and artifact: the cached decision, no probe; another key (CPU, threads or artifact): probe again.
+    again = choose_cpu(manifest, "cpu|2|sha", BF16_CPU, FakeProbe({}), cache)
+    assert again.precision == "bf16" and again.reason.startswith("cached probe")
+    slow_bf16 = FakeProbe({**RATES, "bf16": 120.0})
+    assert choose_cpu(manifest, "other cpu|2|sha", BF16_CPU, slow_bf16, cache).precision == "int8"
+    assert slow_bf16.calls == [["bf16", "int8"]]
+    assert set(json.loads(cache.read_text())) == {"cpu|2|sha", "other cpu|2|sha"}
+
+
+def test_auto_never_picks_a_variant_whose_gate_failed(with_openvino: None, tmp_path: Path) -> None:
+    manifest, cache = _manifest({"fp32": True, "int8": True, "bf16": False}), tmp_path / "c.json"
+    probe = FakeProbe({**RATES, "bf16": 1e6})
+    choice = choose_cpu(manifest, "k", BF16_CPU, probe, cache)
+    assert choice.precision == "int8" and probe.calls == []  # the only candidate left
+    assert "bf16 left out: its gate failed at export: 9 decision flips" in choice.reason
+    # A cache entry naming a variant that is not a candidate here is not trusted either: the probe runs.
+    cache.write_text(json.dumps({"k": {"precision": "fp16", "probe_pairs_per_s": {"fp16": 1e6}}}))
+    full = _manifest({"fp32": True, "int8": True, "fp16": True, "bf16": True})
+    assert choose_cpu(full, "k", BF16_CPU, FakeProbe(RATES), cache).precision == "bf16"
+
+
+def test_auto_without_bf16_on_the_cpu(with_openvino: None, tmp_path: Path) -> None:
+    probe = FakeProbe(RATES)
+    choice = choose_cpu(_manifest({"fp32": True, "int8": True, "bf16": True}), "k", AVX2_CPU, probe, tmp_path / "c")
+    assert choice.precision == "int8" and probe.calls == []
+    assert "bf16 left out: this CPU (Test CPU, AVX2 only) has no bf16" in choice.reason
+
+
+def test_a_single_candidate_needs_no_probe(with_openvino: None, tmp_path: Path) -> None:
+    choice = choose_cpu(_manifest({"fp32": True, "bf16": False}), "k", BF16_CPU, FakeProbe({}), tmp_path / "c")
+    assert choice == Choice("auto", "fp32", choice.reason, {}, BF16_CPU.describe())
+    assert choice.reason.startswith("the only gated variant") and not (tmp_path / "c").exists()
+
+
+def test_cpu_info_reads_model_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(
+        "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n\nprocessor\t: 1\n"
+    )
+    cpu = cpu_info(path)
+    assert cpu.has_bf16 and cpu.describe() == {"model": "Intel Xeon", "flags": ["amx_bf16", "amx_tile", "avx2"]}
+    assert not cpu_info(tmp_path / "absent").has_bf16
+
+
+# The bf16 gate and parity, on a tiny model whose scores spread (random tiny models score ~constant) --------
+
+
+@pytest.fixture(scope="module")
+def spread(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(checkpoint, artifact with fp32 and bf16, calibration) of a tiny BERT initialised wide (scores 0.3-0.5)."""
+    root = tmp_path_factory.mktemp("spread")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+        initializer_range=0.2,
+    )
+    checkpoint = root / "checkpoint"
+    BertForSequenceClassification(config).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    CrossEncoder(str(checkpoint), device="cpu", max_length=256).save(str(checkpoint))
+    calibration = root / "calibration.parquet"
+    pq.write_table(long_pairs_table(200, seed=11), calibration)
+    artifact = root / "artifact"
+    loose_int8 = ["--int8-min-spearman", "-1", "--int8-max-flip-rate", "1"]  # speed candidate for auto only
+    result = invoke(
+        "export",
+        checkpoint,
+        "-o",
+        artifact,
+        "--calibration",
+        calibration,
+        "--precisions",
+        "fp32,int8,bf16",
+        *loose_int8,
+    )
+    assert result.exit_code == 0, result.output
+    return checkpoint, artifact, calibration
+
+
+@needs_bf16
+def test_export_gates_bf16_on_this_cpu(spread: tuple[Path, Path, Path]) -> None:
+    manifest = load_manifest(spread[1])
+    bf16, fp32 = manifest.variants["bf16"], manifest.variants["fp32"]
+    assert (bf16.file, bf16.sha256) == (fp32.file, fp32.sha256)  # no second file
+    assert bf16.recipe["runtime"] == "openvino" and bf16.recipe["inference_precision"] == "bf16"
+    parity = bf16.parity
+    assert parity["passed"] and parity["pairs"] == 200 and parity["runtime"] == "OpenVINO CPU bf16"
+    assert parity["spearman"] >= 0.999 and parity["flips"] == 0 and 1e-4 < parity["max_abs_diff"] < 1e-2
+    assert parity["cpu"]["model"] == HERE.model and {"avx512_bf16", "amx_bf16"} & set(parity["cpu"]["flags"])
+    assert manifest.versions["openvino"] == "2026.4.1" and manifest.gates["bf16_max_flip_rate"] == 0.005
+
+
+@needs_bf16
+def test_bf16_scores_follow_fp32_within_the_gate(spread: tuple[Path, Path, Path]) -> None:
+    table = long_pairs_table()
+    queries, candidates = table["query"].to_pylist(), table["candidate"].to_pylist()
+    fp32 = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
+    bf16_model = LoadedModel.load(spread[1], "bf16")
+    bf16 = bf16_model.score(queries, candidates)
+    assert bf16_model.onnx.provider == "OpenVINO CPU bf16" and np.isfinite(bf16).all()
+    assert spearman(fp32, bf16) >= 0.999 and decision_flips(fp32, bf16, 0.5) == 0
+    assert 1e-4 < np.abs(fp32 - bf16).max() < 1e-2  # really bf16 (f32 would be ~1e-7), within the gate
+    assert np.array_equal(bf16, bf16_model.score(queries, candidates))  # same batches, same bits (resume)
+
+
+@needs_bf16
+def test_verify_rechecks_bf16_on_this_machine(spread: tuple[Path, Path, Path]) -> None:
+    checkpoint, artifact, calibration = spread
+    common = ["verify", artifact, "--checkpoint", checkpoint, "--data", calibration]
+    ok = invoke(*common)
+    assert ok.exit_code == 0 and "bf16" in ok.output and HERE.model in ok.output
+    strict = invoke(*common, "--bf16-max-flip-rate", "-1")
+    assert strict.exit_code == 1 and "parity gate failed: bf16" in strict.output
+
+
+def test_verify_skips_bf16_on_a_cpu_without_it(
+    spread: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.cli
+
+    artifact = _with_bf16(spread, tmp_path, passed=True)
+    monkeypatch.setattr(export.cli, "cpu_info", lambda: AVX2_CPU)
+    result = invoke("verify", artifact, "--checkpoint", spread[0], "--data", spread[2])
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "Test CPU, AVX2 only" in result.output
+
+
+@needs_bf16
+def test_run_auto_reports_its_choice_and_caches_it_outside_the_artifact(
+    spread: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    source, report = tmp_path / "pairs.parquet", tmp_path / "report.json"
+    pq.write_table(long_pairs_table(60), source)
+    result = invoke("run", source, "-m", spread[1], "-o", tmp_path / "out.parquet", "--report", report)
+    assert result.exit_code == 0, result.output
+    choice = json.loads(report.read_text())["precision_choice"]
+    assert choice["requested"] == "auto" and choice["precision"] in ("int8", "bf16")
+    assert set(choice["probe_pairs_per_s"]) == {"int8", "bf16"} and "timed probe" in choice["reason"]
+    assert f"precision {choice['precision']}: fastest in a timed probe" in result.output
+    assert (tmp_path / "cache" / "product-scorer" / "precision.json").is_file()
+    assert sorted(p.name for p in spread[1].iterdir()) == [
+        "manifest.json",
+        "model.fp32.onnx",
+        "model.int8.onnx",
+        "tokenizer.json",
+    ]
+
+
+def _with_bf16(spread: tuple[Path, Path, Path], tmp_path: Path, passed: bool) -> Path:
+    """A copy of the spread artifact whose manifest holds a bf16 variant with the given verdict (any CPU)."""
+    artifact = tmp_path / "artifact"
+    shutil.copytree(spread[1], artifact)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    recipe = {"runtime": "openvino", "inference_precision": "bf16"}
+    parity = {"passed": passed, "failures": [] if passed else ["spearman 0.9 < 0.99"]}
+    manifest["variants"]["bf16"] = {**manifest["variants"]["fp32"], "recipe": recipe, "parity": parity}
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    return artifact
+
+
+def test_explicit_precision_of_a_failed_variant_is_refused(spread: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    artifact = _with_bf16(spread, tmp_path, passed=False)
+    with pytest.raises(InputError, match="failed its gate at export"):
+        choose("bf16", artifact)
+    assert choose("fp32", artifact).reason == "--precision given"
+
+
+def test_explicit_bf16_is_refused_on_a_cpu_without_bf16(
+    spread: tuple[Path, Path, Path], tmp_path: Path, with_openvino: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = _with_bf16(spread, tmp_path, passed=True)
+    monkeypatch.setattr(selection, "cpu_info", lambda: AVX2_CPU)
+    with pytest.raises(InputError, match=r"--precision bf16: this CPU \(Test CPU, AVX2 only\) has no bf16"):
+        choose("bf16", artifact)
