@@ -152,7 +152,8 @@ def output_schema(inputs: list[InputFile], model: LoadedModel, settings: RunSett
         schema = schema.append(pa.field(settings.score_col, pa.list_(pa.float32())))
         schema = schema.append(pa.field(settings.rank_col, pa.list_(pa.int32())))
         columns["documents"] = settings.documents_col
-    recorded = output_metadata(model.identity, columns, model.manifest.source.get("threshold"))
+    identity = {**model.identity, "artifact": str(model.directory.resolve())}
+    recorded = output_metadata(identity, columns, model.manifest.source.get("threshold"))
     return schema.with_metadata({**(schema.metadata or {}), **recorded})
 
 

@@ -134,6 +134,7 @@ def test_threshold_travels_from_checkpoint_to_group(
     _run(source, artifact, scores, "--precision", "fp32")
     recorded = json.loads(pq.read_schema(scores).metadata[SCORER_KEY])
     assert recorded["threshold"] == 0.625 and recorded["precision"] == "fp32"
+    assert recorded["artifact"] == str(artifact.resolve())
     assert (
         recorded["model_sha256"] == json.loads((artifact / "manifest.json").read_text())["variants"]["fp32"]["sha256"]
     )
