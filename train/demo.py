@@ -27,7 +27,7 @@ from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target
 from train.catalogue import catalogue_records, next_night, sample_pairs, write_splits
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)  # logs keep the tables readable
 
 
 def _scorer(*args: str | Path) -> None:
