@@ -22,7 +22,7 @@ test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m train.demo --output demo-output
+	HF_HUB_OFFLINE=1 $(BIN)/python -m demo --output demo-output
 
 DATA ?= ../shared/data
 bench: $(STAMP)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from train.catalogue import (
+from demo.catalogue import (
     DUPLICATE,
     NEAR_DUPLICATE,
     SAME_TYPE,
@@ -24,7 +24,7 @@ from train.catalogue import (
     sample_pairs,
     write_splits,
 )
-from train.catalogue_vocab import PRODUCT_TYPES
+from demo.catalogue_vocab import PRODUCT_TYPES
 from train.data import read_file
 
 

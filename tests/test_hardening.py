@@ -122,7 +122,7 @@ def test_export_never_replaces_its_checkpoint_or_a_foreign_directory(
 
 def test_train_never_writes_over_what_it_reads(tmp_path: Path) -> None:
     """An earlier checkpoint that holds the training data may not be replaced by the new checkpoint."""
-    from train.catalogue import write_splits
+    from demo.catalogue import write_splits
 
     earlier = tmp_path / "earlier"
     data = write_splits(earlier, fmt="pairs", seed=0, rows=(20, 10, 10))
@@ -134,7 +134,7 @@ def test_train_never_writes_over_what_it_reads(tmp_path: Path) -> None:
 def test_demo_replaces_only_an_earlier_demo(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from train.demo import main as demo
+    from demo.run import main as demo
 
     (tmp_path / "thesis.txt").write_text("years of work")
     result = CliRunner().invoke(demo, ["--output", str(tmp_path)])

@@ -18,7 +18,7 @@ def _lists(rows: int = 40) -> pa.Table:
     """The seed's listwise format: the real file where present, else the sample catalogue's lists."""
     if LISTWISE.is_file():
         return pq.read_table(LISTWISE).slice(0, rows)
-    from train.catalogue import listwise_table
+    from demo.catalogue import listwise_table
 
     return listwise_table(rows, seed=3, split="test")
 

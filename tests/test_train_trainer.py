@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 from sentence_transformers.cross_encoder import CrossEncoder
 
+from demo.catalogue import listwise_table, pairs_table
 from scorer.cli import main
 from scorer.metrics import classify
-from train.catalogue import listwise_table, pairs_table
 from train.config import TrainConfig
 from train.data import read_files
 from train.evaluate import evaluate, evaluate_checkpoint, predict

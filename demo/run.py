@@ -3,10 +3,12 @@
 1. generate a sample catalogue (train/valid/test pairs, and pairs to score);
 2. fine-tune the offline MiniLM base briefly (`scorer train`);
 3. export fp32 / int8 / fp16 behind the parity gate (`scorer export`);
-4. score the sample pairs (`scorer run`, int8 on CPU) and the held-back test split;
-5. print a summary: quality on the held-back split, pairs/s, where the files are.
+4. score the sample pairs (`scorer run`, the fastest gated variant) and the held-back test split;
+5. print a summary: quality on the held-back split, pairs/s, where the files are;
+6. run two nights of the whole job on a sample catalogue (`scorer candidates` -> `run` -> `group`, then a
+   changed catalogue with `--reuse` and `--previous`) and show what each night did.
 
-    python -m train.demo --output demo-output
+    python -m demo --output demo-output
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
+from demo.catalogue import catalogue_records, next_night, sample_pairs, write_splits
 from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target
-from train.catalogue import catalogue_records, next_night, sample_pairs, write_splits
 
 console = Console(width=None if sys.stdout.isatty() else 110)  # logs keep the tables readable
 
@@ -131,7 +133,7 @@ def main(output: Path, steps: int, pairs: int) -> None:
     check_dir_target(output, [], "--output", DEMO_MARKER)  # replaces only an earlier demo's folder
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir()
-    (output / DEMO_MARKER).write_text("written by `python -m train.demo`; the next demo run replaces this folder\n")
+    (output / DEMO_MARKER).write_text("written by `python -m demo`; the next demo run replaces this folder\n")
     data = write_splits(output / "data", fmt="pairs", seed=0, rows=(3000, 300, 600))
     pq.write_table(sample_pairs(pairs, seed=7), output / "pairs.parquet")
     console.print(f"sample catalogue written to {output / 'data'} and {output / 'pairs.parquet'}")
