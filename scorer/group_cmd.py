@@ -10,7 +10,6 @@ over from `--previous`: `scorer.grouping.carry`.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scorer.errors import InputError, WriteError
+from scorer.errors import InputError
 from scorer.grouping.carry import Carried, carry_forward
 from scorer.grouping.cluster import Clustering, cluster
 from scorer.grouping.edges import Graph, build_graph
 from scorer.grouping.evaluate import against_truth
 from scorer.grouping.inputs import GROUPS_KEY, IdKind, read_groups, read_scored, read_truth
 from scorer.grouping.summary import GroupStats, cuts, group_stats, size_histogram
-from scorer.paths import check_distinct, check_file_target, write_text_atomic
+from scorer.paths import atomic_write, check_distinct, check_file_target, write_text_atomic
 from scorer.reader import resolve_inputs
 
 DEFAULT_THRESHOLD = 0.5
@@ -74,19 +73,6 @@ def _table(graph: Graph, groups: np.ndarray, stats: GroupStats, carried: Carried
         }
     )
     return table.replace_schema_metadata({GROUPS_KEY: json.dumps(metadata)})
-
-
-def _write(table: pa.Table, output: Path) -> None:
-    """Write to a temporary file beside the output, then rename: nothing ever appears half-written."""
-    tmp = output.parent / f".{output.name}.tmp"
-    try:
-        pq.write_table(table, tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WriteError.from_os_error(output, exc) from None
 
 
 def _largest(graph: Graph, groups: np.ndarray, stats: GroupStats, carried: Carried) -> list[dict[str, Any]]:
@@ -228,14 +214,11 @@ def group(
         result["previous"] = {"file": str(previous), **carried.changes}
     if truth_data is not None:
         result["truth"] = {"file": str(truth), **against_truth(graph.ids, clustering, *truth_data)}
-    _write(
-        _table(graph, clustering.groups, stats, carried, {**settings, "next_group_id": carried.next_group_id}), output
-    )
+    table = _table(graph, clustering.groups, stats, carried, {**settings, "next_group_id": carried.next_group_id})
+    with atomic_write(output) as tmp:
+        pq.write_table(table, tmp)
     result["seconds"] = time.perf_counter() - start
     if report is not None:
-        try:
-            write_text_atomic(report, json.dumps(result, indent=2) + "\n")
-        except OSError as exc:
-            raise WriteError.from_os_error(report, exc) from None
+        write_text_atomic(report, json.dumps(result, indent=2) + "\n")
     for line in _summary(result):
         click.echo(line, err=True)

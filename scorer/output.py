@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError, WriteError
+from scorer.paths import atomic_write
 from scorer.reader import WindowKey
 
 STATE_NAME = "state.json"
@@ -153,36 +154,17 @@ class StagedOutput:
         return values.to_numpy(zero_copy_only=False).astype(np.float32)
 
     def commit(self, key: WindowKey, table: pa.Table) -> None:
-        """Write one scored window durably: temp file, fsync, rename."""
-        final = self._part(key)
-        tmp = final.with_suffix(".tmp")
+        """Write one scored window durably (temp file, fsync, rename), labelled with its run and window."""
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), PART_KEY: self._label(key)})
-        try:
+        with atomic_write(self._part(key), _RESUME_HINT) as tmp:
             pq.write_table(table, tmp)
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise WriteError.from_os_error(self.output, exc, _RESUME_HINT) from None
 
     def finalize(self, schema: pa.Schema, keys: list[WindowKey]) -> None:
         """Concatenate the parts of `keys`, in order, into the output, atomically; then drop the staging directory."""
-        tmp = self.output.parent / f".{self.output.name}.tmp"
-        try:
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for key in keys:
-                    if not self.done(key):
-                        raise InputError(f"{self._part(key)} changed while the run was assembling; rerun to rescore it")
-                    writer.write_table(pq.read_table(self._part(key), schema=schema))
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.output)
-            _fsync_dir(self.output.parent)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise WriteError.from_os_error(self.output, exc, _RESUME_HINT) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(self.output, _RESUME_HINT) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for key in keys:
+                if not self.done(key):
+                    raise InputError(f"{self._part(key)} changed while the run was assembling; rerun to rescore it")
+                writer.write_table(pq.read_table(self._part(key), schema=schema))
+        _fsync_dir(self.output.parent)
         shutil.rmtree(self.directory)

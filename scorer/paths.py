@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scorer.errors import InputError
+from scorer.errors import InputError, WriteError
 
 # Longest suffix the tools add to a target's name for their own files (".NAME.partial", ".NAME.lock", ...).
 SIDE_NAME_OVERHEAD = len("..export-tmp") + 16
@@ -133,12 +133,24 @@ def staged_directory(target: Path) -> Iterator[Path]:
         staging.rename(target)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a small text file by temp file and rename, so readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+@contextmanager
+def atomic_write(path: Path, hint: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write; when the block succeeds the file is fsynced and
+    renamed onto `path`, so nobody ever sees half of it. On any error the temporary file is removed, and an
+    OSError (a full disk, a lost permission) becomes a WriteError naming `path` (exit 1), `hint` appended."""
+    tmp = path.parent / f".{path.name}.tmp"
     try:
-        tmp.write_text(text)
+        yield tmp
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
+        raise WriteError.from_os_error(path, exc, hint) from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def write_text_atomic(path: Path, text: str, hint: str = "") -> None:
+    """Write a small text file (a report) through `atomic_write`."""
+    with atomic_write(path, hint) as tmp:
+        tmp.write_text(text)

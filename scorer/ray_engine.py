@@ -125,7 +125,8 @@ def run(
     keys = window_keys(inputs, settings.window_rows)
     todo = [key for key in keys if not staged.done(key)]
     counts, stats = Counts(), Stats()
-    resumed = [key for key in keys if key not in set(todo)]
+    pending = set(todo)
+    resumed = [key for key in keys if key not in pending]
     counts.resumed = sum(key.rows for key in resumed)
     counts.resumed_pairs = pairs = sum(len(staged.scores(key, settings.score_col)) for key in resumed)
     start = time.perf_counter()

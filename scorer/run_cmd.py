@@ -11,7 +11,6 @@ from types import FrameType
 import click
 
 from scorer.artifact import PRECISIONS
-from scorer.errors import WriteError
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
@@ -204,10 +203,7 @@ def run(
         lock.release()
     result["precision_choice"] = choice.to_dict()
     if report is not None:
-        try:
-            write_text_atomic(report, json.dumps(result, indent=2) + "\n")
-        except OSError as exc:
-            raise WriteError.from_os_error(report, exc, f" (the scores were written to {output})") from None
+        write_text_atomic(report, json.dumps(result, indent=2) + "\n", f" (the scores were written to {output})")
     click.echo(
         f"scored {result['pairs_scored']:,} pairs, reused {result['pairs_reused']:,}, deduplicated "
         f"{result['pairs_deduplicated']:,} ({result['rows']:,} rows) in {result['seconds']:.1f}s: "

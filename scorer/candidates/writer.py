@@ -6,7 +6,6 @@ error never leaves a partial file at the output path.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pyarrow.parquet as pq
 
 from scorer.candidates.catalogue import Catalogue
 from scorer.candidates.pairs import GENERATORS
+from scorer.paths import atomic_write
 
 CHUNK_ROWS = 1_000_000
 
@@ -45,22 +45,15 @@ def write_pairs(output: Path, catalogue: Catalogue, pair_keys: np.ndarray, mask:
     """Write the pairs (sorted by query then candidate record) to `output`, atomically."""
     n = max(len(catalogue), 1)
     labels = generator_labels()
-    tmp = output.parent / f".{output.name}.{os.getpid()}.tmp"
-    try:
-        with pq.ParquetWriter(tmp, schema(catalogue.ids.type)) as writer:
-            for lo in range(0, len(pair_keys), CHUNK_ROWS):
-                keys = pair_keys[lo : lo + CHUNK_ROWS]
-                query, candidate = pa.array(keys // n), pa.array(keys % n)
-                columns = [
-                    catalogue.ids.take(query),
-                    catalogue.ids.take(candidate),
-                    catalogue.texts.take(query),
-                    catalogue.texts.take(candidate),
-                    labels.take(pa.array(mask[lo : lo + CHUNK_ROWS])),
-                ]
-                writer.write_table(pa.Table.from_arrays(columns, schema=writer.schema))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(output) as tmp, pq.ParquetWriter(tmp, schema(catalogue.ids.type)) as writer:
+        for lo in range(0, len(pair_keys), CHUNK_ROWS):
+            keys = pair_keys[lo : lo + CHUNK_ROWS]
+            query, candidate = pa.array(keys // n), pa.array(keys % n)
+            columns = [
+                catalogue.ids.take(query),
+                catalogue.ids.take(candidate),
+                catalogue.texts.take(query),
+                catalogue.texts.take(candidate),
+                labels.take(pa.array(mask[lo : lo + CHUNK_ROWS])),
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=writer.schema))
