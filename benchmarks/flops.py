@@ -1,4 +1,5 @@
-"""Approximate encoder FLOPs per pair, from a checkpoint's `config.json` (BERT and ModernBERT).
+"""Approximate encoder FLOPs per pair, from a checkpoint's `config.json` (every architecture in
+`export.architectures`, whose entries give the per-layer weights and the sliding-window fields).
 
 Only matrix products are counted (LayerNorm, GELU, softmax, RoPE and the embedding gather are
 memory-bound and cheap next to them). For a pair of `n` tokens:
@@ -6,12 +7,12 @@ memory-bound and cheap next to them). For a pair of `n` tokens:
     flops(n) = n * sum over layers of (2 * P_linear + 4 * span * hidden) + 2 * (hidden^2 + hidden * labels)
 
 - `P_linear`: weights of the layer's linear maps (one multiply-add = 2 FLOPs per weight per token):
-  BERT `4 h^2 + 2 h i` (Q, K, V, output; FFN in and out); ModernBERT `4 h^2 + 3 h i` (fused QKV,
+  BERT family `4 h^2 + 2 h i` (Q, K, V, output; FFN in and out); ModernBERT `4 h^2 + 3 h i` (fused QKV,
   output; GLU input of width 2i, output of width i).
 - attention: scores `Q K^T` and `softmax(.) V` cost `2 * span * h` each per token; `span = n` for
-  global layers and `min(n, local_attention)` for ModernBERT's sliding-window layers (every layer
-  whose index is not a multiple of `global_attn_every_n_layers`). This is the useful work: the
-  eager/SDPA kernels compute the full `n x n` scores and mask them; for `n <= 128` both agree.
+  global layers and `min(n, window)` for sliding-window layers (ModernBERT: every layer whose index is
+  not a multiple of `global_attn_every_n_layers` attends to `local_attention` tokens). This is the useful
+  work: the eager/SDPA kernels compute the full `n x n` scores and mask them; for `n <= 128` both agree.
 - the head (BERT pooler or ModernBERT head dense, then the classifier) runs once per pair.
 
 >>> minilm = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "intermediate_size": 1536}
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-SUPPORTED = ("bert", "modernbert")
+from export.architectures import architecture
 
 
 def load_config(checkpoint: Path) -> dict[str, Any]:
@@ -39,37 +40,39 @@ def _labels(config: dict[str, Any]) -> int:
     return len(config.get("id2label") or {0: "LABEL_0"})
 
 
+def _dimensions(config: dict[str, Any]) -> tuple[int, int, int]:
+    """Hidden size, intermediate size and layer count, under the architecture's config key names."""
+    keys = architecture(config["model_type"]).config_keys
+    return config[keys.hidden], config[keys.intermediate], config[keys.layers]
+
+
 def linear_params_per_layer(config: dict[str, Any]) -> int:
     """Weights in one encoder layer's linear maps (biases ignored)."""
-    h, i = config["hidden_size"], config["intermediate_size"]
-    kind = config["model_type"]
-    if kind == "bert":
-        return 4 * h * h + 2 * h * i
-    if kind == "modernbert":
-        return 4 * h * h + 3 * h * i
-    raise ValueError(f"model_type {kind!r} is not one of {SUPPORTED}")
+    hidden, intermediate, _ = _dimensions(config)
+    return architecture(config["model_type"]).linear_params(hidden, intermediate)
 
 
 def attention_spans(config: dict[str, Any], tokens: int) -> list[int]:
     """Tokens each query token attends to, per layer, for a sequence of `tokens`."""
-    layers = config["num_hidden_layers"]
-    if config["model_type"] != "modernbert":
+    layers = _dimensions(config)[2]
+    window = architecture(config["model_type"]).sliding_window
+    if window is None:
         return [tokens] * layers
-    every = config.get("global_attn_every_n_layers", 1)
-    window = config.get("local_attention", tokens)
-    return [tokens if layer % every == 0 else min(tokens, window) for layer in range(layers)]
+    every = config.get(window.global_every_key, 1)
+    size = config.get(window.window_key, tokens)
+    return [tokens if layer % every == 0 else min(tokens, size) for layer in range(layers)]
 
 
 def flops_per_token(config: dict[str, Any], tokens: int) -> int:
     """Encoder FLOPs per token of a `tokens`-long sequence (linear maps plus attention)."""
-    h = config["hidden_size"]
-    linear = 2 * linear_params_per_layer(config) * config["num_hidden_layers"]
-    return linear + sum(4 * span * h for span in attention_spans(config, tokens))
+    hidden, _, layers = _dimensions(config)
+    linear = 2 * linear_params_per_layer(config) * layers
+    return linear + sum(4 * span * hidden for span in attention_spans(config, tokens))
 
 
 def pair_flops(config: dict[str, Any], tokens: int) -> int:
     """FLOPs to score one pair of `tokens` tokens: the encoder on every token, the head once."""
-    h = config["hidden_size"]
+    h = _dimensions(config)[0]
     return tokens * flops_per_token(config, tokens) + 2 * (h * h + h * _labels(config))
 
 

@@ -20,13 +20,8 @@ groups). Night 1 runs `scorer group`; night 2 rescores 5% of the pairs and runs 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shlex
 import sys
 import tempfile
-import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +33,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from benchmarks.child import run_child
-from benchmarks.report import write_json
+from benchmarks.harness import header, machine_line, write_report
 from scorer.grouping.cluster import cluster
 from scorer.grouping.edges import Graph, build_graph
 from scorer.grouping.evaluate import scores
@@ -221,16 +216,6 @@ def scale(pairs: int, work: Path) -> dict[str, Any]:
     return {"pairs": pairs, "runs": runs}
 
 
-def _machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-    return {
-        "cpu": names[0] if names else platform.processor(),
-        "logical_cpus": os.cpu_count(),
-        "versions": {name: version(name) for name in ("numpy", "scipy", "pyarrow")},
-    }
-
-
 def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     targets = []
     if result["quality"]:
@@ -361,9 +346,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}`",
         "",
-        f"{result['created']}; CPU: {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs); "
-        + ", ".join(f"{k} {v}" for k, v in result["machine"]["versions"].items())
-        + ".",
+        machine_line(result),
         "",
         "## Targets",
         "",
@@ -406,9 +389,7 @@ def main(data: Path, out: Path, pairs: int, work: Path | None) -> None:
     pairs_dir = data / "pairs"
     found = sorted(pairs_dir.glob("*/test.parquet"))
     result: dict[str, Any] = {
-        "command": "python -m benchmarks.grouping " + shlex.join(sys.argv[1:]),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": _machine(),
+        **header("benchmarks.grouping"),
         "score": "TF-IDF character-trigram cosine of the titles (not a trained model)",
         "quality": quality(pairs_dir, THRESHOLDS) if found else [],
         "quality_skipped": None if found else f"no pairs/*/test.parquet under {data} (give --data)",
@@ -420,10 +401,7 @@ def main(data: Path, out: Path, pairs: int, work: Path | None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         result["scale"] = scale(pairs, folder) if pairs else None
     result["targets"] = _targets(result)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(result, out / f"{NAME}.json")
-    (out / f"{NAME}.md").write_text(markdown(result))
-    click.echo(f"report {out / f'{NAME}.md'}", err=True)
+    click.echo(f"report {write_report(out, NAME, result, markdown(result))}", err=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ anchors.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmarks.harness import header, machine_line, write_report
 from scorer.metrics import best_threshold, classify, ndcg_at_k
 
 # Published test F1 (threshold chosen on valid), from the data README.
@@ -61,7 +61,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Quality on real product-matching data",
         "",
-        f"Command: `{report['command']}`",
+        f"`{report['command']}`",
+        "",
+        machine_line(report),
         "",
         (
             f"Model: {report['model']}; trained {report['train']['steps']} steps ({report['train']['unit']}, "
@@ -194,7 +196,7 @@ def main(
             err=True,
         )
     report = {
-        "command": "python -m benchmarks.model_quality --data ../shared/data",
+        **header("benchmarks.model_quality"),
         "model": f"MiniLM-L6 cross-encoder ({config.base_model.split('/')[-1] if base_model else 'all-MiniLM-L6-v2'})",
         "train_config": metrics["config"],
         "train": metrics["train"],
@@ -202,9 +204,7 @@ def main(
         "int8_parity": exported.parity.get("int8"),
         "datasets": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    (out / "quality.md").write_text(markdown(report))
+    write_report(out, "quality", report, markdown(report))
     click.echo(markdown(report))
 
 

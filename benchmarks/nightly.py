@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.child import run_child
-from benchmarks.report import write_json
-from benchmarks.throughput import _machine
+from benchmarks.harness import header, machine_line, write_report
 
 NAME = "nightly"
 TARGET_RATIO = 0.20
@@ -86,14 +84,15 @@ def _score(night: Path, artifact: Path, output: Path, *extra: str) -> dict[str, 
 
 
 def _markdown(result: dict[str, Any]) -> str:
-    m, r = result["machine"], result["ratio"]
+    r = result["ratio"]
     lines = [
         "# Nightly reuse: night 2 in full vs with `--reuse` of night 1",
         "",
         f"`{result['command']}`",
         "",
+        machine_line(result),
+        "",
         (
-            f"CPU: {m['cpu']} ({m['logical_cpus']} logical CPUs); onnxruntime {m['versions']['onnxruntime']}. "
             f"{result['pairs']:,} distinct pairs, {result['changed']:.0%} of the candidates changed on night 2, "
             f"rows shuffled; model: {result['model']}; precision {result['precision']}."
         ),
@@ -130,7 +129,6 @@ def _markdown(result: dict[str, Any]) -> str:
 def main(data: Path, artifact: Path | None, pairs: int, changed: float, rounds: int, out: Path, work: Path) -> None:
     """Time night 2 of a nightly job in full and with --reuse; check the outputs are identical."""
     work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
     night1, night2 = _nights(data, pairs, changed, work)
     artifact = artifact or _artifact(work)
     first = _score(night1, artifact, work / "scores1.parquet")
@@ -149,8 +147,7 @@ def main(data: Path, artifact: Path | None, pairs: int, changed: float, rounds: 
         )
     manifest = json.loads((artifact / "manifest.json").read_text())
     result = {
-        "command": " ".join(["python -m benchmarks.nightly", *sys.argv[1:]]),
-        "machine": _machine(),
+        **header("benchmarks.nightly"),
         "pairs": first["rows"],
         "changed": changed,
         "model": f"{manifest['source'].get('model_type')} from {manifest['source'].get('checkpoint')}",
@@ -160,8 +157,7 @@ def main(data: Path, artifact: Path | None, pairs: int, changed: float, rounds: 
         "identical": identical,
         "ratio": statistics.median(reuse["wall_s"] / full["wall_s"] for full, reuse in measured),
     }
-    write_json(result, out / f"{NAME}.json")
-    (out / f"{NAME}.md").write_text(_markdown(result))
+    write_report(out, NAME, result, _markdown(result))
     click.echo(_markdown(result))
 
 

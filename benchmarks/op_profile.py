@@ -22,6 +22,7 @@ import click
 import onnxruntime as ort
 import pyarrow.parquet as pq
 
+from benchmarks.harness import header, machine_line, write_report
 from scorer.artifact import variant_path
 from scorer.batching import pad_batch, plan_batches
 from scorer.pipeline import DEFAULT_BATCH_TOKENS, LoadedModel
@@ -94,6 +95,10 @@ def markdown(result: dict[str, Any], top: int = 15) -> str:
     lines = [
         f"# Op profile: {result['precision']} ({result['recipe']})",
         "",
+        f"`{result['command']}`",
+        "",
+        machine_line(result),
+        "",
         (
             f"{result['pairs']:,} pairs, {result['tokens']:,} tokens, {result['batches']} batches, "
             f"{result['threads']} threads. Tokenization {result['tokenize_s']:.2f} s, padding {result['pad_s']:.2f} s, "
@@ -117,6 +122,7 @@ def markdown(result: dict[str, Any], top: int = 15) -> str:
 @click.option("--batch-tokens", type=click.IntRange(min=8), default=DEFAULT_BATCH_TOKENS, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads [all cores].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Also write md + json.")
+@click.option("--label", default="", help="Suffix of the report's name: op_profile-PRECISION[-LABEL].")
 def main(
     artifact: Path,
     precision: str,
@@ -125,13 +131,14 @@ def main(
     batch_tokens: int,
     threads: int | None,
     out: Path | None,
+    label: str,
 ) -> None:
     """Profile one variant of ARTIFACT on the first --rows pairs of --data."""
     if not data.is_file():
         click.echo(f"skipping: {data} not found (the real data is not part of the repository)", err=True)
         return
     table = pq.read_table(data, columns=["query", "candidate"]).slice(0, rows)
-    result = profile(
+    result = header("benchmarks.op_profile") | profile(
         artifact,
         precision,
         table.column("query").to_pylist(),
@@ -142,9 +149,7 @@ def main(
     text = markdown(result)
     click.echo(text)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"op_profile-{precision}.md").write_text(text)
-        (out / f"op_profile-{precision}.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_report(out, "-".join(filter(None, ("op_profile", precision, label))), result, text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
-"""Quality of a path's scores against the torch path's: what the benchmark reports per path.
-
-(Recreated after an accidental overwrite; keys as `benchmarks.report` reads them.)
-"""
+"""Quality of a path's scores against the torch path's: the parity gate's figures (`scorer.metrics.parity`),
+and with labels ndcg@10 per group and F1."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer.metrics import classify, decision_flips, ndcg_at_k, spearman
+from scorer.metrics import classify, ndcg_at_k, parity
 
 THRESHOLD = 0.5
 
@@ -23,16 +21,7 @@ def compare(
     threshold: float = THRESHOLD,
 ) -> dict[str, Any]:
     """Max abs diff, Spearman, decision flips at `threshold`, and (with labels) ndcg@10 per group and F1."""
-    reference = np.asarray(reference, np.float64)
-    scores = np.asarray(scores, np.float64)
-    flips = decision_flips(reference, scores, threshold)
-    result: dict[str, Any] = {
-        "max_abs_diff": float(np.abs(reference - scores).max(initial=0.0)),
-        "spearman": spearman(reference, scores),
-        "flips": flips,
-        "flip_rate": flips / max(len(scores), 1),
-        "threshold": threshold,
-    }
+    result: dict[str, Any] = parity(reference, scores, threshold)
     if labels is not None and groups is not None:
         ndcg_path = ndcg_at_k(groups, labels, scores, 10)
         ndcg_reference = ndcg_at_k(groups, labels, reference, 10)

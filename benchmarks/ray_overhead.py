@@ -12,7 +12,6 @@ cluster). Runs alternate over `--rounds`; outputs must be identical. The model i
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ import click
 import pyarrow.parquet as pq
 
 from benchmarks.child import run_child
+from benchmarks.harness import header, machine_line, write_report
 from benchmarks.nightly import _artifact, _nights
-from benchmarks.report import write_json
-from benchmarks.throughput import _machine
 
 NAME = "ray"
 TARGET_OVERHEAD = 0.10
@@ -44,14 +42,15 @@ def _score(source: Path, artifact: Path, output: Path, extra: list[str]) -> dict
 
 
 def _markdown(result: dict[str, Any]) -> str:
-    m = result["machine"]
     lines = [
         "# Ray engine overhead at equal cores",
         "",
         f"`{result['command']}`",
         "",
+        machine_line(result),
+        "",
         (
-            f"CPU: {m['cpu']} ({m['logical_cpus']} logical CPUs). {result['pairs']:,} distinct real title pairs, "
+            f"{result['pairs']:,} distinct real title pairs, "
             f"MiniLM-size model, {result['precision']}; each run a fresh process, wall time end to end (Ray start-up "
             "included); best of the rounds (the cores were shared: noise only adds time)."
         ),
@@ -109,7 +108,6 @@ def _markdown(result: dict[str, Any]) -> str:
 def main(data: Path, artifact: Path | None, pairs: int, rounds: int, out: Path, work: Path) -> None:
     """Time the local engine and the Ray engine on the same pairs; check the outputs are identical."""
     work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
     source, _ = _nights(data, pairs, 0.0, work)
     artifact = artifact or _artifact(work)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
@@ -128,8 +126,7 @@ def main(data: Path, artifact: Path | None, pairs: int, rounds: int, out: Path, 
     ray1 = min(r["wall_s"] for r in runs["ray, 1 actor x 1 thread"])
     first = runs["local, 2 threads"][0]
     result = {
-        "command": " ".join(["python -m benchmarks.ray_overhead", *sys.argv[1:]]),
-        "machine": _machine(),
+        **header("benchmarks.ray_overhead"),
         "pairs": first["rows"],
         "precision": first["precision"],
         "runs": runs,
@@ -137,8 +134,7 @@ def main(data: Path, artifact: Path | None, pairs: int, rounds: int, out: Path, 
         "per_worker_pairs_per_s": first["rows"] / ray1,
         "identical": identical,
     }
-    write_json(result, out / f"{NAME}.json")
-    (out / f"{NAME}.md").write_text(_markdown(result))
+    write_report(out, NAME, result, _markdown(result))
     click.echo(_markdown(result))
 
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import machine_line, write_report
+
 NAME = "throughput"
 
 
@@ -94,11 +96,7 @@ def markdown(result: dict[str, Any], chart: str) -> str:
         "",
         f"`{result['command']}`",
         "",
-        (
-            f"{result['created']}; {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs; "
-            f"flags: {' '.join(result['machine'].get('cpu_flags', [])) or 'not read'}); "
-            f"{result['repeats']} round(s), paths alternated round-robin, medians reported."
-        ),
+        f"{machine_line(result)} {result['repeats']} round(s), paths alternated round-robin, medians reported.",
         "",
         (
             f"**scorer int8 / torch = {ratios['scorer_int8_vs_torch']:.2f}x** (target 2.5x), "
@@ -201,9 +199,5 @@ def chart(result: dict[str, Any], path: Path) -> None:
 
 def write(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write `throughput.json`, `throughput.md` and `throughput.png` into `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = {kind: out / f"{NAME}.{kind}" for kind in ("json", "md", "png")}
-    write_json(result, files["json"])
-    chart(result, files["png"])
-    files["md"].write_text(markdown(result, files["png"].name))
-    return files
+    write_report(out, NAME, result, markdown(result, f"{NAME}.png"), lambda path: chart(result, path))
+    return {kind: out / f"{NAME}.{kind}" for kind in ("json", "md", "png")}

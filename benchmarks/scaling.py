@@ -12,10 +12,8 @@ rows take about an hour with MiniLM on 2 cores, so use a tiny artifact for the l
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from typing import Any
 import click
 
 from benchmarks.child import run_child
+from benchmarks.harness import header, machine_line, write_report
 from benchmarks.inputs import catalogue_pairs
-from benchmarks.report import write_json
 from scorer.artifact import load_manifest
 
 DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
@@ -81,7 +79,9 @@ def markdown(result: dict[str, Any], chart: str) -> str:
         "",
         f"`{result['command']}`",
         "",
-        f"{result['created']}; model: {result['model']}, {result['precision']}; input: {result['input']}.",
+        machine_line(result),
+        "",
+        f"Model: {result['model']}, {result['precision']}; input: {result['input']}.",
         "",
     ]
     if result["note"]:
@@ -145,8 +145,7 @@ def main(artifact: Path, out: Path, sizes: tuple[int, ...], precision: str, note
         folder.mkdir(parents=True, exist_ok=True)
         runs = measure(artifact, list(sizes), precision, folder, lambda message: click.echo(message, err=True))
     result = {
-        "command": "python -m benchmarks.scaling " + shlex.join(sys.argv[1:]),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **header("benchmarks.scaling"),
         "model": describe_artifact(artifact, precision),
         "precision": precision,
         "input": "sample catalogue pairs (demo.catalogue.sample_pairs, seed 0; up to 100k distinct, repeated; row groups of 10k rows)",
@@ -155,11 +154,8 @@ def main(artifact: Path, out: Path, sizes: tuple[int, ...], precision: str, note
         "time_per_row_ratio": runs[-1]["us_per_row"] / runs[0]["us_per_row"],
         "memory_ratio": runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(result, out / f"{NAME}.json")
-    chart(result, out / f"{NAME}.png")
-    (out / f"{NAME}.md").write_text(markdown(result, f"{NAME}.png"))
-    click.echo(f"report {out / f'{NAME}.md'}", err=True)
+    report = write_report(out, NAME, result, markdown(result, f"{NAME}.png"), lambda path: chart(result, path))
+    click.echo(f"report {report}", err=True)
 
 
 if __name__ == "__main__":

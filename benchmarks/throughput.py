@@ -12,16 +12,12 @@ Data files that are absent are skipped with a message; with none left it exits 0
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ import pyarrow.parquet as pq
 from benchmarks import report
 from benchmarks.child import ChildRun, run_child
 from benchmarks.flops import load_config, total_flops
+from benchmarks.harness import header
 from benchmarks.inputs import load_pairs, present
 from benchmarks.paths import (
     SCORER_AUTO,
@@ -239,18 +236,6 @@ def summarise_path(
     }
 
 
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = names[0] if names else cpu
-    packages = ("onnxruntime", "openvino", "torch", "transformers", "sentence-transformers", "optimum", "tokenizers")
-    flags = cpu_info().describe()["flags"]
-    versions = {name: version(name) for name in packages if name != "openvino" or openvino_available()}
-    return {"cpu": cpu, "cpu_flags": flags, "logical_cpus": os.cpu_count(), "versions": versions}
-
-
 def _model_info(name: str, checkpoint: Path, artifact: Path, max_length: int, gflop_per_pair: float) -> dict[str, Any]:
     config = load_config(checkpoint)
     description = (
@@ -358,9 +343,7 @@ def benchmark(
         round_ratios[f"scorer bf16 / {best_torch}"] = per_round(SCORER_BF16, best_torch)
         checks += bf16_targets(ratios, best_torch, by_name[SCORER_AUTO]["quality"])
     return {
-        "command": "python -m benchmarks.throughput " + shlex.join(sys.argv[1:]),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": _machine(),
+        **header("benchmarks.throughput"),
         "model": _model_info(name, checkpoint, artifact, manifest.max_length, mean_flops / 1e9),
         "data": {
             "files": [str(f) for f in files],

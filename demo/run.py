@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from demo.catalogue import catalogue_records, next_night, sample_pairs, write_splits
+from scorer.cli import Command
 from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target
 
@@ -121,7 +122,7 @@ def _nights(out: Path) -> Table:
     return table
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True)
 @click.option("--steps", type=int, default=150, show_default=True, help="Fine-tuning steps.")
 @click.option("--pairs", type=int, default=2000, show_default=True, help="Pairs to score.")

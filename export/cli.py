@@ -172,7 +172,7 @@ def verify(artifact: Path, checkpoint: Path, data: Path | None, max_length: int 
         try:
             parity[precision] = check_variant(artifact, precision, reference, queries, candidates, gates)
         except InputError as exc:  # e.g. bf16 over an fp32 file that changed
-            parity[precision] = {"passed": False, "failures": [exc.message]}
+            parity[precision] = {"passed": False, "failures": [str(exc)]}
     console.print(parity_table(parity))
     passed_at_export = {p for p, v in manifest.variants.items() if v.parity.get("passed") is not False}
     failed = [p for p, v in parity.items() if not v.get("passed", True) and p in passed_at_export]

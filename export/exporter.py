@@ -12,7 +12,6 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,13 @@ from export.fp16 import convert_fp16
 from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
-from export.reference import activation_name, load_cross_encoder, model_type, reference_scores
+from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.errors import GateError
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
+from scorer.versions import installed_versions
 
 VERSIONED = (
     "onnxruntime",
@@ -51,16 +51,6 @@ class ExportResult:
     manifest: Manifest | None
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     int8_attempts: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in VERSIONED:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def int8_recipes(layers: list[int], activations: str = "auto") -> list[Int8Recipe]:
@@ -92,6 +82,7 @@ class Exporter:
         self.staging = staging
         self.gates = gates
         self.log = log
+        self.architecture = checkpoint_architecture(checkpoint)
         self.model = load_cross_encoder(checkpoint, max_length)
         self.max_length = int(self.model.max_length)
         self.manifest: Manifest | None = None
@@ -134,11 +125,11 @@ class Exporter:
             gates=self.gates.to_dict(),
             source={
                 "checkpoint": str(self.checkpoint),
-                "model_type": model_type(self.checkpoint),
+                "model_type": self.architecture.model_type,
                 "calibration_pairs": len(queries),
                 "threshold": tuned_threshold(self.checkpoint),
             },
-            versions=_versions(),
+            versions=installed_versions(VERSIONED),
             format_version=MANIFEST_VERSION,
         )
         result = ExportResult(self.manifest)
@@ -148,7 +139,7 @@ class Exporter:
             result.parity["int8"] = self._int8(raw, reference, queries, candidates, result)
         if "fp16" in precisions:
             path = self.staging / "model.fp16.onnx"
-            self._add_variant("fp16", path, convert_fp16(fp32, path))
+            self._add_variant("fp16", path, convert_fp16(fp32, path, self.architecture))
             result.parity["fp16"] = self._check("fp16", reference, queries, candidates)
         if "bf16" in precisions:
             self._bf16(fp32, reference, queries, candidates, result)
@@ -181,9 +172,9 @@ class Exporter:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
-        for recipe in int8_recipes(encoder_layers(raw), self.int8_activations):
+        for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
-            quantize_int8(raw, path, recipe)
+            quantize_int8(raw, path, recipe, self.architecture)
             self._add_variant("int8", path, recipe.to_dict())
             parity = self._check("int8", reference, queries, candidates)
             result.int8_attempts.append({"recipe": recipe.to_dict(), **parity})

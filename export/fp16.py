@@ -9,20 +9,16 @@ from pathlib import Path
 import onnx
 from onnxruntime.transformers.onnx_model import OnnxModel
 
-# Node-name fragments of subgraphs kept in fp32: rotary embeddings and the classifier head.
-KEEP_FP32_NAMES = ("rotary", "/head/", "/classifier/", "/pooler/")
-KEEP_FP32_OPS = ("Sin", "Cos")
+from export.architectures import Architecture, keeps_fp32
+
 MAX_FINITE = 1e4  # attention-mask constants (finfo.min) become -1e4, not -inf
 
 
-def convert_fp16(fp32_path: Path, out_path: Path) -> dict[str, object]:
-    """Write the fp16 graph; returns the recipe (what was kept in fp32) for the manifest."""
+def convert_fp16(fp32_path: Path, out_path: Path, architecture: Architecture | None = None) -> dict[str, object]:
+    """Write the fp16 graph, keeping in fp32 what `architecture` (None: any supported one) keeps; returns the
+    recipe (what was kept in fp32) for the manifest."""
     model = OnnxModel(onnx.load(str(fp32_path)))
-    keep = [
-        node.name
-        for node in model.model.graph.node
-        if node.op_type in KEEP_FP32_OPS or any(fragment in node.name for fragment in KEEP_FP32_NAMES)
-    ]
+    keep = [node.name for node in model.model.graph.node if keeps_fp32(node.name, node.op_type, architecture)]
     model.convert_float_to_float16(
         keep_io_types=True, node_block_list=keep, max_finite_val=MAX_FINITE, use_symbolic_shape_infer=True
     )

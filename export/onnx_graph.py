@@ -10,8 +10,8 @@ import onnx
 from optimum.exporters.onnx import main_export
 from transformers import AutoConfig
 
-# model_type -> ORT transformer-optimizer model type, for architectures whose fusions pay off
-FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert"}
+from export.architectures import architecture
+
 OPSET = 17
 
 
@@ -36,12 +36,13 @@ def fuse(raw: Path, checkpoint: Path, fused: Path) -> bool:
     """Write the fp32 graph with ORT's transformer fusions where the architecture has them (else a copy);
     returns whether fusions were applied."""
     config = AutoConfig.from_pretrained(str(checkpoint))
-    if config.model_type in FUSIONS:
+    fusion = architecture(config.model_type, str(checkpoint / "config.json")).fusion
+    if fusion is not None:
         from onnxruntime.transformers.optimizer import optimize_model
 
         optimized = optimize_model(
             str(raw),
-            model_type=FUSIONS[config.model_type],
+            model_type=fusion,
             num_heads=config.num_attention_heads,
             hidden_size=config.hidden_size,
             opt_level=1,

@@ -13,7 +13,6 @@ A recipe may also keep whole encoder layers in fp32 (the first layers hold the o
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,10 +20,10 @@ from typing import Literal
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from export.architectures import Architecture, layer_index
 from export.embedding import quantize_embeddings
 from export.per_token import quantize_per_token
 
-LAYER_PATTERN = re.compile(r"layers?\.(\d+)[./]")
 Scheme = Literal["per-tensor", "per-token-mixed", "per-token"]
 
 
@@ -43,30 +42,32 @@ class Int8Recipe:
         return f"{self.activations} activations, layers kept fp32: {kept}"
 
 
-def layer_of(node: onnx.NodeProto) -> int | None:
-    """Encoder layer index from an exported node name (`/bert/encoder/layer.3/...`), if any."""
-    match = LAYER_PATTERN.search(node.name)
-    return int(match.group(1)) if match else None
+def layer_of(node: onnx.NodeProto, architecture: Architecture | None = None) -> int | None:
+    """Encoder layer index from an exported node name (`/bert/encoder/layer.3/...`, `/model/layers.3/...`),
+    by `architecture`'s pattern (None: any supported one's), if any."""
+    return layer_index(node.name, architecture)
 
 
-def encoder_layers(path: Path) -> list[int]:
+def encoder_layers(path: Path, architecture: Architecture | None = None) -> list[int]:
     model = onnx.load(str(path), load_external_data=False)
-    return sorted({layer for node in model.graph.node if (layer := layer_of(node)) is not None})
+    return sorted({layer for node in model.graph.node if (layer := layer_of(node, architecture)) is not None})
 
 
-def quantize_int8(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
-    """Write the int8 graph for `recipe` from the unfused fp32 graph (token embeddings int8 in every recipe)."""
+def quantize_int8(raw_path: Path, out_path: Path, recipe: Int8Recipe, architecture: Architecture | None = None) -> None:
+    """Write the int8 graph for `recipe` from the unfused fp32 graph (token embeddings int8 in every recipe);
+    `architecture` (None: any supported one) names the encoder layers."""
     if recipe.activations != "per-tensor":
         symmetric = recipe.activations == "per-token-mixed"
-        quantize_per_token(raw_path, out_path, lambda node: layer_of(node) in recipe.fp32_layers, symmetric)
+        kept = recipe.fp32_layers
+        quantize_per_token(raw_path, out_path, lambda node: layer_of(node, architecture) in kept, symmetric)
     else:
-        _per_tensor(raw_path, out_path, recipe)
+        _per_tensor(raw_path, out_path, recipe, architecture)
     model = onnx.load(str(out_path))
     quantize_embeddings(model)
     onnx.save(model, str(out_path))
 
 
-def _per_tensor(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
+def _per_tensor(raw_path: Path, out_path: Path, recipe: Int8Recipe, architecture: Architecture | None) -> None:
     model = onnx.load(str(raw_path), load_external_data=False)
     quantize_dynamic(
         str(raw_path),
@@ -75,6 +76,6 @@ def _per_tensor(raw_path: Path, out_path: Path, recipe: Int8Recipe) -> None:
         per_channel=True,
         reduce_range=True,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=[node.name for node in model.graph.node if layer_of(node) in recipe.fp32_layers],
+        nodes_to_exclude=[node.name for node in model.graph.node if layer_of(node, architecture) in recipe.fp32_layers],
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )

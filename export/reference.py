@@ -8,6 +8,8 @@ import numpy as np
 from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import AutoConfig
 
+from export.architectures import Architecture, architecture
+
 # torch.nn activation class name -> scorer.activation name
 ACTIVATION_NAMES = {"Sigmoid": "sigmoid", "Identity": "identity", "Tanh": "tanh"}
 
@@ -16,15 +18,20 @@ def model_type(checkpoint: str | Path) -> str:
     return AutoConfig.from_pretrained(str(checkpoint)).model_type
 
 
+def checkpoint_architecture(checkpoint: str | Path) -> Architecture:
+    """The checkpoint's entry in `export.architectures` (UnsupportedArchitectureError if it has none)."""
+    return architecture(model_type(checkpoint), str(Path(checkpoint) / "config.json"))
+
+
 def load_cross_encoder(checkpoint: str | Path, max_length: int | None = None) -> CrossEncoder:
-    """Load on CPU with export-safe settings: SDPA attention and, for ModernBERT, no torch.compile."""
-    config_kwargs = {"reference_compile": False} if model_type(checkpoint) == "modernbert" else {}
+    """Load on CPU with the architecture's export-safe settings (SDPA attention; ModernBERT: no torch.compile)."""
+    entry = checkpoint_architecture(checkpoint)
     return CrossEncoder(
         str(checkpoint),
         device="cpu",
         max_length=max_length,
-        model_kwargs={"attn_implementation": "sdpa"},
-        config_kwargs=config_kwargs,
+        model_kwargs=dict(entry.model_kwargs),
+        config_kwargs=dict(entry.config_kwargs),
     )
 
 

@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from scorer.errors import ScorerError
+
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
     "run": "scorer.run_cmd:run",
@@ -21,7 +23,24 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
+class ReportsErrors:
+    """Mixin for Click commands: the library's errors (`scorer.errors`) become Click errors, reported on
+    one line with their exit status (2 for bad input, 1 otherwise)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except ScorerError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+
+class Command(ReportsErrors, click.Command):
+    """A standalone command (`python -m demo`) that reports library errors like `scorer` does."""
+
+
+class LazyGroup(ReportsErrors, click.Group):
     """A group that imports a command's module only when the command is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

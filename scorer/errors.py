@@ -1,6 +1,8 @@
 """Errors the CLI reports without a traceback.
 
-Exit status follows Click's convention: 2 for bad input or usage, 1 for other failures.
+Library code raises these plain exceptions; `scorer.cli` turns them into Click errors at the command line
+(as `scorer train` does with `train.errors`). Exit status follows Click's convention: 2 for bad input or
+usage, 1 for other failures.
 """
 
 from __future__ import annotations
@@ -8,25 +10,25 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import click
+
+class ScorerError(Exception):
+    """A failure to report as one line, with `exit_code`."""
+
+    exit_code = 1
 
 
-class InputError(click.ClickException):
+class InputError(ScorerError):
     """Bad input (file, column, row, artifact, output path): exit status 2."""
 
     exit_code = 2
 
 
-class GateError(click.ClickException):
+class GateError(ScorerError):
     """A variant drifted past its parity gate: exit status 1."""
 
-    exit_code = 1
 
-
-class WriteError(click.ClickException):
+class WriteError(ScorerError):
     """The environment refused a write (disk full, permissions, I/O error): exit status 1."""
-
-    exit_code = 1
 
     @classmethod
     def from_os_error(cls, path: Path, exc: OSError, hint: str = "") -> WriteError:

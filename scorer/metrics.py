@@ -47,6 +47,30 @@ def decision_flips(reference: ArrayLike, candidate: ArrayLike, threshold: float)
     return int(np.count_nonzero(ref != cand))
 
 
+def parity(reference: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float | int | bool]:
+    """How far `scores` are from the torch reference's: the figures of the parity gate and the benchmarks.
+    Non-finite scores fail every figure (all decisions count as flipped).
+
+    >>> parity([0.1, 0.6], [0.2, 0.4], 0.5)["flips"]
+    1
+    """
+    reference = np.asarray(reference, np.float64)
+    scores = np.asarray(scores, np.float64)
+    finite = bool(np.isfinite(scores).all())
+    diff = np.abs(reference - scores) if finite else np.array([np.inf])
+    flips = decision_flips(reference, scores, threshold) if finite else len(scores)
+    return {
+        "pairs": len(scores),
+        "all_finite": finite,
+        "max_abs_diff": float(diff.max(initial=0.0)),
+        "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0,
+        "spearman": spearman(reference, scores) if finite else 0.0,
+        "flips": flips,
+        "flip_rate": flips / max(len(scores), 1),
+        "threshold": threshold,
+    }
+
+
 def ndcg_at_k(groups: ArrayLike, relevance: ArrayLike, scores: ArrayLike, k: int = 10) -> float:
     """Mean NDCG@k over groups (e.g. one group per query); groups without relevant items are skipped."""
     groups = np.asarray(groups)

@@ -67,7 +67,7 @@ class WindowScorer:
                 self.staged.commit(key, done.table)
                 stats, pairs_total = done.stats, len(window.queries)
             except InputError as exc:
-                error, pairs_total = exc.message, 0
+                error, pairs_total = str(exc), 0
             for name in _COUNTERS[:5]:
                 out[name].append(getattr(stats, name))
             out["reused"].append(counts.reused)

@@ -33,6 +33,21 @@ LOOSE_GATES = [
 ]
 
 
+def find_shared_data(relative: str) -> Path | None:
+    """A file of the real product data (`../shared/data` beside the checkout, or `$SCORER_DATA`), if present:
+    it is never part of the repository."""
+    root = Path(os.environ.get("SCORER_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    return root / relative if (root / relative).is_file() else None
+
+
+def shared_data(relative: str) -> Path:
+    """`find_shared_data`, or skip the test saying what is absent."""
+    path = find_shared_data(relative)
+    if path is None:
+        pytest.skip(f"{relative} of the product data is absent (not part of a clone; set SCORER_DATA)")
+    return path
+
+
 def invoke(*args: str | Path) -> Result:
     """Run the `scorer` CLI in-process."""
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)

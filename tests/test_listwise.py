@@ -9,15 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import invoke
-
-LISTWISE = Path(__file__).parents[2] / "shared/data/listwise/off-categories-multilingual.parquet"
+from conftest import find_shared_data, invoke
 
 
 def _lists(rows: int = 40) -> pa.Table:
     """The seed's listwise format: the real file where present, else the sample catalogue's lists."""
-    if LISTWISE.is_file():
-        return pq.read_table(LISTWISE).slice(0, rows)
+    if real := find_shared_data("listwise/off-categories-multilingual.parquet"):
+        return pq.read_table(real).slice(0, rows)
     from demo.catalogue import listwise_table
 
     return listwise_table(rows, seed=3, split="test")

@@ -10,7 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import shared_data
 
+from demo.catalogue import listwise_table
 from train.data import (
     MAX_LIST,
     as_lists,
@@ -38,9 +40,13 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
-    pq.write_table(pa.Table.from_pylist(rows), path)
+def write_table(path: Path, table: pa.Table) -> Path:
+    pq.write_table(table, path)
     return path
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    return write_table(path, pa.Table.from_pylist(rows))
 
 
 @pytest.mark.parametrize("write", [write_jsonl, write_parquet])
@@ -62,12 +68,18 @@ def test_extra_columns_are_ignored(tmp_path: Path) -> None:
     assert data.table.column_names == ["query", "candidate", "label"]
 
 
+def test_reads_the_seed_listwise_format(tmp_path: Path) -> None:
+    table = listwise_table(12, seed=1)  # the seed dataset's schema: float32 lists of scores
+    assert table.schema.field("scores").type == pa.list_(pa.float32())
+    data = read_file(write_table(tmp_path / "lists.parquet", table))
+    assert (data.format, data.table.num_rows) == ("listwise", 12)
+    assert data.table["documents"].to_pylist() == table["documents"].to_pylist()
+
+
 def test_reads_the_shared_listwise_file_as_it_is() -> None:
-    path = Path(__file__).parents[2] / "shared/data/listwise/off-categories-multilingual.parquet"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (shared data is not part of a fresh clone)")
+    path = shared_data("listwise/off-categories-multilingual.parquet")
     data = read_file(path)
-    assert (data.format, data.table.num_rows) == ("listwise", 6038)
+    assert (data.format, data.table.num_rows) == ("listwise", pq.ParquetFile(path).metadata.num_rows)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from train.config import DEFAULT_BASE_MODEL, TrainConfig
+from train.config import TrainConfig
 from train.data import read_files
 from train.errors import BaseModelError, DataError, OutputError, TrainInputError
 from train.staging import check_output, read_paths
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _POSITIVE = click.FloatRange(min=0, min_open=True)
+DEFAULTS = TrainConfig()  # the flags show and use the config's own defaults
 
 
 def _param_hint(exc: TrainInputError, eval_files: tuple[Path, ...]) -> str:
@@ -43,7 +44,7 @@ def _param_hint(exc: TrainInputError, eval_files: tuple[Path, ...]) -> str:
 )
 @click.option(
     "--base-model",
-    default=DEFAULT_BASE_MODEL,
+    default=DEFAULTS.base_model,
     show_default=True,
     help="Hugging Face model name or local directory.",
 )
@@ -57,39 +58,39 @@ def _param_hint(exc: TrainInputError, eval_files: tuple[Path, ...]) -> str:
 @click.option(
     "--loss",
     type=click.Choice(["lambda", "bce"]),
-    default="lambda",
+    default=DEFAULTS.loss,
     show_default=True,
     help="lambda: LambdaLoss NDCG2++ on lists; bce: binary cross-entropy on pairs.",
 )
-@click.option("--epochs", type=_POSITIVE, default=1.0, show_default=True)
+@click.option("--epochs", type=_POSITIVE, default=DEFAULTS.epochs, show_default=True)
 @click.option(
     "--max-steps",
     type=click.IntRange(min=1),
-    default=None,
+    default=DEFAULTS.max_steps,
     help="Stop after this many steps (overrides --epochs).",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=8,
+    default=DEFAULTS.batch_size,
     show_default=True,
     help="Lists per step (lambda) or pairs per step (bce).",
 )
-@click.option("--lr", type=_POSITIVE, default=2e-5, show_default=True)
+@click.option("--lr", type=_POSITIVE, default=DEFAULTS.lr, show_default=True)
 @click.option(
     "--warmup-ratio",
     type=click.FloatRange(min=0, max=1),
-    default=0.1,
+    default=DEFAULTS.warmup_ratio,
     show_default=True,
 )
 @click.option(
     "--max-length",
     type=click.IntRange(min=8),
-    default=256,
+    default=DEFAULTS.max_length,
     show_default=True,
     help="Tokens per (query, candidate) pair; longer pairs are truncated.",
 )
-@click.option("--seed", type=int, default=12, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 def train(
     train_files: tuple[Path, ...],
     eval_files: tuple[Path, ...],

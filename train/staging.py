@@ -23,7 +23,7 @@ def check_output(target: Path, reads: Iterable[Path] = ()) -> None:
     try:
         check_dir_target(target, reads, "checkpoint", MARKER)
     except InputError as exc:
-        raise OutputError(exc.message) from None
+        raise OutputError(str(exc)) from None
 
 
 def read_paths(train_data: Sequence[DataFile], eval_data: Sequence[DataFile], config: TrainConfig) -> list[Path]:

@@ -27,7 +27,6 @@ Example (the offline MiniLM base and the built-in catalogue)::
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import tempfile
 import time
@@ -50,6 +49,7 @@ from sentence_transformers.cross_encoder.losses import (
 )
 from sentence_transformers.util import fullname
 
+from scorer.versions import installed_versions
 from train.config import TrainConfig
 from train.data import DataFile, as_lists, as_pairs, read_files
 from train.errors import BaseModelError
@@ -172,7 +172,7 @@ def fit(
         },
         "eval": figures,
         "eval_files": {fmt: [str(f.path) for f in eval_data if f.format == fmt] for fmt in ("pairs", "listwise")},
-        "versions": {name: importlib.metadata.version(name) for name in _VERSIONED},
+        "versions": installed_versions(_VERSIONED),
     }
     with staged_directory(output) as staging:
         model.save_pretrained(str(staging))
