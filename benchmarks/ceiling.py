@@ -1,4 +1,5 @@
-"""This machine's GEMM ceilings: fp32 (torch matmul) and int8 (ONNX Runtime MatMulInteger, u8 x s8).
+"""This machine's GEMM ceilings: fp32 (torch matmul), int8 (ONNX Runtime MatMulInteger, u8 x s8) and, where
+the CPU has bf16 (AVX512-BF16 or AMX), bf16 (torch matmul on bf16 tensors, oneDNN's bf16 kernels).
 
 Both multiply two `n x n` matrices (`2 n^3` operations) with the default thread settings, as the
 paths under test run; the best of a few runs is the ceiling. Run as a module it prints JSON, so the
@@ -16,6 +17,8 @@ from collections.abc import Callable
 import click
 import numpy as np
 
+from scorer.precision import cpu_info
+
 DEFAULT_SIZE = 2048
 
 
@@ -29,11 +32,11 @@ def _best_seconds(step: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def fp32_gemm_gflops(n: int = DEFAULT_SIZE, repeats: int = 5) -> float:
-    """GFLOP/s of torch's fp32 `n x n x n` matmul."""
+def fp32_gemm_gflops(n: int = DEFAULT_SIZE, repeats: int = 5, dtype: str = "float32") -> float:
+    """GFLOP/s of torch's `n x n x n` matmul in `dtype` (float32, or bfloat16 for the bf16 ceiling)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = (torch.randn(n, n).to(getattr(torch, dtype)) for _ in range(2))
     return 2 * n**3 / _best_seconds(lambda: torch.matmul(a, b), repeats) / 1e9
 
 
@@ -71,15 +74,19 @@ def int8_gemm_gops(n: int = DEFAULT_SIZE, repeats: int = 5) -> float:
 
 
 def measure(n: int = DEFAULT_SIZE, repeats: int = 5) -> dict[str, float]:
-    """Both ceilings, in G(FL)OP/s."""
-    return {"fp32_gflops": fp32_gemm_gflops(n, repeats), "int8_gops": int8_gemm_gops(n, repeats), "size": n}
+    """The ceilings, in G(FL)OP/s: fp32 and int8 always, bf16 where the CPU has bf16 instructions (elsewhere
+    torch emulates bf16, and no bf16 path runs)."""
+    ceilings = {"fp32_gflops": fp32_gemm_gflops(n, repeats), "int8_gops": int8_gemm_gops(n, repeats), "size": n}
+    if cpu_info().has_bf16:
+        ceilings["bf16_gflops"] = fp32_gemm_gflops(n, repeats, "bfloat16")
+    return ceilings
 
 
 @click.command()
 @click.option("--size", type=click.IntRange(min=16), default=DEFAULT_SIZE, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
 def main(size: int, repeats: int) -> None:
-    """Print this machine's fp32 and int8 GEMM ceilings as JSON."""
+    """Print this machine's GEMM ceilings as JSON."""
     click.echo(json.dumps(measure(size, repeats)))
 
 

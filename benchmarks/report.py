@@ -143,9 +143,15 @@ def markdown(result: dict[str, Any], chart: str) -> str:
         (
             f"- ceilings (median of {len(ceilings['samples'])} measurements between the paths, "
             f"{ceilings['size']}^3 GEMM): fp32 {ceilings['fp32_gflops']:.0f} GFLOP/s (torch matmul), "
-            f"int8 {ceilings['int8_gops']:.0f} GOP/s (ORT MatMulInteger u8 x s8); "
-            f"as pairs/s for this model and data: fp32 {ceilings['fp32_pairs_per_s']:.0f}, "
-            f"int8 {ceilings['int8_pairs_per_s']:.0f}."
+            f"int8 {ceilings['int8_gops']:.0f} GOP/s (ORT MatMulInteger u8 x s8)"
+            + (f", bf16 {ceilings['bf16_gflops']:.0f} GFLOP/s (torch bf16 matmul)" if "bf16_gflops" in ceilings else "")
+            + "; as pairs/s for this model and data: "
+            + ", ".join(
+                f"{k} {ceilings[f'{k}_pairs_per_s']:.0f}"
+                for k in ("fp32", "int8", "bf16")
+                if f"{k}_pairs_per_s" in ceilings
+            )
+            + "."
         ),
         f"- sentence-transformers ONNX export (once, not timed in the paths): {_export_time(result['st_onnx_export_s'])}.",
         "",

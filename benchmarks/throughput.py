@@ -214,12 +214,17 @@ def summarise_path(
         padding = entry.reports[0]["padding_efficiency"]
     else:
         padding = tokens / st_padded if st_padded else None
-    ceiling = ceilings["fp32_gflops" if entry.path.ceiling == "fp32" else "int8_gops"] * 1e9
+    kind = entry.path.ceiling
+    if entry.path.name == SCORER_AUTO:  # bounded by the variant auto chose
+        kind = {"int8": "int8", "bf16": "bf16"}.get(entry.reports[0].get("precision"), "fp32")
+    if f"{kind}_pairs_per_s" not in ceilings:
+        kind = "fp32"  # no bf16 ceiling measured (a CPU without bf16): the fp32 one
+    ceiling = ceilings[f"{kind}_pairs_per_s"] * flops / rows
     assert entry.scores is not None
     return {
         "name": entry.path.name,
         "label": entry.path.label,
-        "ceiling": entry.path.ceiling,
+        "ceiling": kind,
         "seconds": [run.seconds for run in entry.runs],
         "seconds_median": seconds,
         "scoring_seconds_median": scoring,
@@ -293,14 +298,13 @@ def benchmark(
 
     mean_flops = flops / table.num_rows
     ceilings: dict[str, Any] = {
-        key: statistics.median(sample[key] for sample in ceiling_samples) for key in ("fp32_gflops", "int8_gops")
+        key: statistics.median(sample[key] for sample in ceiling_samples)
+        for key in ("fp32_gflops", "int8_gops", "bf16_gflops")
+        if key in ceiling_samples[0]
     }
-    ceilings.update(
-        size=ceiling_size,
-        samples=ceiling_samples,
-        fp32_pairs_per_s=ceilings["fp32_gflops"] * 1e9 / mean_flops,
-        int8_pairs_per_s=ceilings["int8_gops"] * 1e9 / mean_flops,
-    )
+    for key, rate in list(ceilings.items()):
+        ceilings[f"{key.split('_')[0]}_pairs_per_s"] = rate * 1e9 / mean_flops
+    ceilings.update(size=ceiling_size, samples=ceiling_samples)
     labels = table.column("label").to_numpy() if "label" in table.column_names else None
     info = {
         "rows": table.num_rows,
