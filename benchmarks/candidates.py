@@ -4,7 +4,7 @@
 
 For each pairs dataset, a catalogue is built from the distinct titles of every split (id = a hash of
 the title) with truth groups = connected components of the positive pairs; `scorer candidates` runs on
-it (k = 20, all generators) in a fresh process and its report gives blocking recall and reduction ratio.
+it (k = 20, all four generators) in a fresh process and its report gives blocking recall and reduction ratio.
 A synthetic catalogue of product titles with known near-duplicates (abbreviations, reordered words,
 re-punctuated model numbers) measures the time at 100k records. Targets: recall >= 0.95 per dataset,
 100k records in <= 180 s. Writes `candidates.json` and `candidates.md`.
@@ -26,23 +26,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.report import write_json
+from benchmarks.harness import header, machine_line, write_report
 
 SPLITS = ("train", "valid", "test")
+BEFORE = (
+    "Before the trigram generator and head weighting (same catalogues, lexical + keys + embedding on whole "
+    "titles): recall 1.000 / 0.998 / 0.900 / 0.917 / 0.841 / 0.859 (abt-buy, walmart-amazon, wdc-cameras, "
+    "-computers, -shoes, -watches) at 19.1 / 20.8 / 21.2 / 22.1 / 22.4 / 19.2 pairs per record."
+)
 RECALL_TARGET, SECONDS_TARGET = 0.95, 180.0
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its vector extensions that matter for inference."""
-    name, flags = "unknown", set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and name == "unknown":
-            name = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    return f"{name} ({', '.join(f for f in wanted if f in flags) or 'no AVX2'})"
 
 
 def text_id(text: str) -> str:
@@ -162,18 +154,25 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Blocking: `scorer candidates`",
         "",
+        f"`{result['command']}`",
+        "",
+        machine_line(result),
+        "",
         (
-            f"CPU: {result['cpu']}; {result['threads']} threads; k = {result['k']}; generators lexical, keys, "
-            f"embedding (embedder: {result['embedder_weights']}). Command: `{result['command']}`."
+            f"{result['threads']} threads; k = {result['k']}; generators lexical, keys, "
+            f"embedding, trigram (embedder: {result['embedder_weights']}, on each title's first segment)."
         ),
         "",
         "## Blocking recall on the real pair data",
         "",
         "Catalogue = the distinct titles of every split; truth = connected components of the positive pairs.",
         "",
+        BEFORE,
+        "",
         (
             "| dataset | records | true pairs | candidate pairs | pairs/record | blocking recall | recall lexical "
-            "/ keys / embedding | recall, labelled positives only | reduction ratio | seconds (process) | met (>= 0.95) |"
+            "/ keys / embedding / trigram | recall, labelled positives only | reduction ratio | seconds (process) "
+            "| met (>= 0.95) |"
         ),
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
@@ -188,14 +187,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Time on synthetic catalogues", ""]
     lines += [
         (
-            "| records | generators | pairs | seconds (process) | lexical / keys / embedding s | peak RSS MB "
+            "| records | generators | pairs | seconds (process) | lexical / keys / embedding / trigram s | peak RSS MB "
             "| synthetic recall | estimated scoring | load avg before / after | met (100k <= 180 s) |"
         ),
         "|---:|---|---:|---:|---|---:|---:|---|---:|---|",
     ]
     for r in result["synthetic"]:
         s, est = r["seconds"], r["estimated_scoring"]
-        steps = " / ".join(str(s.get(g, "-")) for g in ("lexical", "keys", "embedding"))
+        steps = " / ".join(str(s.get(g, "-")) for g in ("lexical", "keys", "embedding", "trigram"))
         estimate = f"{est['seconds']:,.0f} s at {est['pairs_per_s']:,.0f} pairs/s" if est["seconds"] else "n/a"
         met = ("yes" if r["process_seconds"] <= SECONDS_TARGET else "**NO**") if r["records"] == 100_000 else "-"
         lines.append(
@@ -206,6 +205,14 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"First use exported the embedder to ONNX in {result['export_seconds']:.0f} s (not counted above).",
+        ]
+    loads = [
+        r[key] for r in [*result["datasets"].values(), *result["synthetic"]] for key in ("load_before", "load_after")
+    ]
+    if loads and max(loads) > 2.5:
+        lines += [
+            "",
+            f"**This run was on a loaded machine** (1-minute load average up to {max(loads)}): times are inflated.",
         ]
     lines += [
         "",
@@ -223,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/candidates"))
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--synthetic", default="100000", help="Comma-separated synthetic catalogue sizes.")
-    parser.add_argument("--lexical-only-sizes", default="", help="Sizes also timed with --generators lexical,keys.")
+    parser.add_argument(
+        "--lexical-only-sizes",
+        default="",
+        help="Sizes also timed without embeddings (--generators lexical,keys,trigram).",
+    )
     parser.add_argument("--embedder", type=Path, default=None, help="ONNX embedder directory [user cache].")
     args = parser.parse_args(argv)
     pairs_dir = args.data / "pairs"
@@ -234,12 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     from scorer.session import default_threads
 
     result: dict[str, Any] = {
-        "cpu": cpu_model(),
+        **header("benchmarks.candidates", argv),
         "threads": default_threads(),
         "k": args.k,
         "embedder_weights": json.loads((embedder / "embedder.json").read_text())["weights"],
         "export_seconds": export_seconds,
-        "command": "python -m benchmarks.candidates " + " ".join(argv if argv is not None else sys.argv[1:]),
         "datasets": {},
         "synthetic": [],
     }
@@ -252,17 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             result["datasets"][folder.name] = run
             print(f"{folder.name}: recall {run['blocking_recall']:.4f}", file=sys.stderr)
         runs = [(int(s), []) for s in args.synthetic.split(",") if s]
-        runs += [(int(s), ["--generators", "lexical,keys"]) for s in args.lexical_only_sizes.split(",") if s]
+        runs += [(int(s), ["--generators", "lexical,keys,trigram"]) for s in args.lexical_only_sizes.split(",") if s]
         for size, extra in runs:
             catalogue, truth = synthetic_catalogue(size, work)
             run = run_candidates(catalogue, truth, work, args.k, embedder, extra)
             del run["pairs_file"]
             result["synthetic"].append(run)
             print(f"synthetic {size:,} {extra}: {run['process_seconds']} s", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(result, args.out / "candidates.json")
-    (args.out / "candidates.md").write_text(markdown(result))
-    print(f"wrote {args.out / 'candidates.md'}", file=sys.stderr)
+    print(f"wrote {write_report(args.out, 'candidates', result, markdown(result))}", file=sys.stderr)
     return 0
 
 

@@ -40,10 +40,11 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu["model"], "cpu_flags": cpu["flags"], "logical_cpus": os.cpu_count(), "versions": versions}
 
 
-def header(module: str) -> dict[str, Any]:
-    """The fields every report starts with: the exact command, when it ran, on which machine."""
+def header(module: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """The fields every report starts with: the exact command (`argv`, else this process's), when it ran,
+    on which machine."""
     return {
-        "command": f"python -m {module} {shlex.join(sys.argv[1:])}".rstrip(),
+        "command": f"python -m {module} {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine(),
     }

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import machine_line, write_report
 
 NAME = "throughput"
-
-
-def write_json(data: dict[str, Any], path: Path) -> None:
-    """Write atomically (a temporary file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -16,7 +16,8 @@ from conftest import invoke
 from scorer.candidates.keys import MAX_BLOCK, key_pairs
 from scorer.candidates.lexical import lexical_pairs, max_df, token_counts
 from scorer.candidates.neighbours import knn_pairs
-from scorer.candidates.text import keys, title_tokens
+from scorer.candidates.text import char_trigrams, keys, product_name, title_tokens, weighted_tokens
+from scorer.candidates.trigram import tfidf, trigram_pairs
 
 TITLES = [
     "Sony DSC-W310 camera black",
@@ -52,6 +53,46 @@ def test_keys_are_identifiers_not_measurements() -> None:
         "ce651a",
     ]
     assert "a1186001" in title_tokens("Nixon A1186-001")
+
+
+def test_product_name_drops_language_tags_and_shop_boilerplate() -> None:
+    title = 'Nike Tiempo Legacy II FG - Clear Jade"@es-ES " Nike Zapatillas | Shop'
+    assert product_name(title) == "nike tiempo legacy ii fg - clear jade"
+    tokens = weighted_tokens(title)
+    assert tokens.count("tiempo") == 3 and tokens.count("zapatillas") == 1 and "es" not in tokens
+    assert len(tokens) == 3 * 7 + 3  # head: nike tiempo legacy ii fg clear jade; tail: nike zapatillas shop
+    assert product_name('Classic Watch "Daniel Wellington') == "classic watch"
+    assert product_name('"@fr " ') == ""
+    assert char_trigrams("ab | wd40") == [" ab", "ab "] * 3 + [" wd", "wd4", "d40", "40 "]
+
+
+# Two shops list the same five boots; each shop appends its own boilerplate to every title.
+MODELS = ["Tiempo Legacy II", "Tiempo Rio III", "Tiempo Legend VI", "Mercurial Victory V", "Hypervenom Phelon II"]
+SHOPS = [
+    *(f'Nike {m} " Mens Soccer Cleats | Alpha Sports' for m in MODELS),
+    *(f'Nike {m} FG "@es " Zapatillas futbol | Beta Tienda' for m in MODELS),
+]
+
+
+def test_head_weighting_and_trigrams_find_the_other_shops_duplicate() -> None:
+    every = range(len(SHOPS))
+
+    def found(query: np.ndarray, candidate: np.ndarray) -> int:
+        """Records whose top-1 candidate is the same boot in the other shop."""
+        return int((np.abs(query - candidate) == len(MODELS)).sum())
+
+    assert found(*lexical_pairs(token_counts(title_tokens(t) for t in SHOPS), every, every, k=1)) == 2
+    assert found(*lexical_pairs(token_counts(weighted_tokens(t) for t in SHOPS), every, every, k=1)) == 8
+    assert found(*trigram_pairs(token_counts(char_trigrams(t) for t in SHOPS), every, every, k=1)) == 10
+
+
+def test_trigram_vectors_are_unit_and_frequent_trigrams_purged() -> None:
+    weights, df = tfidf(token_counts(char_trigrams(t) for t in SHOPS))
+    assert np.allclose(np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel()), 1.0, atol=1e-6)
+    assert df.max() == len(SHOPS)  # " ni" (nike) is in every title, under the purge floor of 100
+    n = max_df(150) + 50
+    query, _ = trigram_pairs(token_counts(char_trigrams(t) for t in ["common"] * n), range(n), range(n), k=3)
+    assert len(query) == 0
 
 
 def test_exact_pairs_and_report(tmp_path: Path) -> None:
@@ -92,6 +133,10 @@ def test_exact_pairs_and_report(tmp_path: Path) -> None:
     )
     assert candidates(source, *args).exit_code == 0
     assert json.loads(with_rate.read_text())["estimated_scoring"]["seconds"] == pytest.approx(0.5)
+    out = tmp_path / "tri.parquet"
+    assert candidates(source, "-o", out, "--k", "1", "--generators", "trigram").exit_code == 0
+    # "sony dscw310 digital camera" shares no word with "Sony DSC-W310 camera black" but most trigrams
+    assert ("p0", "p1", "trigram") in pairs(out) and ("p2", "p3", "trigram") in pairs(out)
 
 
 def test_cap_per_record_and_each_pair_once(tmp_path: Path) -> None:

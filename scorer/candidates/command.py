@@ -45,7 +45,7 @@ def _embedder(directory: Path | None, threads: int | None) -> Embedder:
         except ImportError as exc:
             raise click.ClickException(
                 f"cannot export the embedder ({exc}): install the `torch` and `offline` extras, "
-                "give an exported --embedder DIR, or skip embeddings with --generators lexical,keys"
+                "give an exported --embedder DIR, or skip embeddings with --generators lexical,keys,trigram"
             ) from None
     return Embedder(directory, threads)
 
@@ -68,7 +68,7 @@ def _embedder(directory: Path | None, threads: int | None) -> Embedder:
     "generators_spec",
     default=",".join(GENERATORS),
     show_default=True,
-    help="Comma-separated subset of lexical,keys,embedding.",
+    help="Comma-separated subset of lexical,keys,embedding,trigram.",
 )
 @click.option(
     "--embedder",

@@ -85,6 +85,10 @@ class Embedder:
         pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
+    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's token count (special tokens included, after truncation), without encoding."""
+        return np.array([len(e.ids) for e in self.tokenizer.encode_batch(list(texts))], dtype=np.int64)
+
     def encode(
         self, texts: Sequence[str], advance: Callable[[int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ run in chunks whose product size is bounded, so memory stays flat as the catalog
 
 from __future__ import annotations
 
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -25,19 +27,24 @@ def max_df(documents: int) -> int:
 
 
 def token_counts(token_lists: Iterable[list[str]]) -> sparse.csr_matrix:
-    """A (records x vocabulary) matrix of token counts."""
+    """A (records x vocabulary) matrix of token counts, built in typed arrays (int32 indices): 1M titles'
+    trigrams are ~200M tokens, which Python lists of ints would hold in gigabytes."""
     vocabulary: dict[str, int] = {}
-    indptr, indices = [0], []
+    indptr, indices, data = array("q", [0]), array("q"), array("f")
     for tokens in token_lists:
-        indices.extend(vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+        counted = Counter(tokens)
+        indices.extend(vocabulary.setdefault(token, len(vocabulary)) for token in counted)
+        data.extend(counted.values())
         indptr.append(len(indices))
-    data = np.ones(len(indices), dtype=np.float32)
-    matrix = sparse.csr_matrix(
-        (data, np.array(indices, dtype=np.int64), np.array(indptr, dtype=np.int64)),
+    index_type = np.int32 if len(indices) < 2**31 else np.int64
+    return sparse.csr_matrix(
+        (
+            np.frombuffer(data, dtype=np.float32),
+            np.frombuffer(indices, dtype=np.int64).astype(np.int32),
+            np.frombuffer(indptr, dtype=np.int64).astype(index_type),
+        ),
         shape=(len(indptr) - 1, max(len(vocabulary), 1)),
     )
-    matrix.sum_duplicates()
-    return matrix
 
 
 def bm25(counts: sparse.csr_matrix) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -81,6 +88,36 @@ def top_k_rows(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarra
     return rows[keep], scores.indices[keep].astype(np.int64)
 
 
+def sparse_top_k(
+    query_matrix: sparse.csr_matrix,
+    document_weights: sparse.csr_matrix,
+    cost: np.ndarray,
+    queries: range,
+    documents: range,
+    k: int,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k documents of each query by the product `query_matrix @ document_weights.T`, in chunks of
+    queries whose summed `cost` (nonzero scores) stays under PRODUCT_BUDGET; as directed (query,
+    candidate) record indices. Rows map to the record ranges `queries` and `documents`."""
+    transposed = document_weights.T.tocsr()
+    found_q, found_c = [], []
+    for lo, hi in _chunks(cost):
+        scores = query_matrix[lo:hi] @ transposed
+        if queries == documents:  # a record is not its own candidate (scores are otherwise > 0)
+            rows = np.repeat(np.arange(hi - lo), np.diff(scores.indptr))
+            scores.data[scores.indices == rows + lo] = 0
+            scores.eliminate_zeros()
+        rows, columns = top_k_rows(scores, k)
+        found_q.append(rows + queries.start + lo)
+        found_c.append(columns + documents.start)
+        if advance:
+            advance(hi - lo)
+    if not found_q:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(found_q), np.concatenate(found_c)
+
+
 def lexical_pairs(
     counts: sparse.csr_matrix,
     queries: range,
@@ -95,20 +132,5 @@ def lexical_pairs(
     query_matrix = counts[queries.start : queries.stop].copy()
     query_matrix.data = kept[query_matrix.indices].astype(np.float32)  # distinct, unpurged tokens, weight 1
     query_matrix.eliminate_zeros()
-    transposed = weights.T.tocsr()
     cost = query_matrix @ df.astype(np.float64)
-    found_q, found_c = [], []
-    for lo, hi in _chunks(cost):
-        scores = query_matrix[lo:hi] @ transposed
-        if queries == documents:  # a record is not its own candidate (BM25 scores are otherwise > 0)
-            rows = np.repeat(np.arange(hi - lo), np.diff(scores.indptr))
-            scores.data[scores.indices == rows + lo] = 0
-            scores.eliminate_zeros()
-        rows, columns = top_k_rows(scores, k)
-        found_q.append(rows + queries.start + lo)
-        found_c.append(columns + documents.start)
-        if advance:
-            advance(hi - lo)
-    if not found_q:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(found_q), np.concatenate(found_c)
+    return sparse_top_k(query_matrix, weights, cost, queries, documents, k, advance)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GENERATORS = ("lexical", "keys", "embedding")
+GENERATORS = ("lexical", "keys", "embedding", "trigram")  # bit i of a mask = GENERATORS[i]
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
