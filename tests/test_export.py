@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import LOOSE_GATES, invoke
+from conftest import LOOSE_GATES, invoke, long_pairs_table
 from onnx import numpy_helper
 
 from scorer.artifact import load_manifest, sha256_file
@@ -70,6 +70,7 @@ def test_int8_activations_restricts_the_recipe_search(
     assert int8.recipe == {
         "activations": "per-token",
         "fp32_layers": [],
+        "smooth_alpha": None,
         "weights": "int8 per output channel",
         "embeddings": "int8 per row",
     }
@@ -111,3 +112,34 @@ def test_unknown_precision_is_a_usage_error(bert: tuple[Path, Path], tmp_path: P
 def test_checkpoint_must_exist(tmp_path: Path) -> None:
     result = invoke("export", tmp_path / "missing", "-o", tmp_path / "a", "--precisions", "fp32")
     assert result.exit_code == 2 and "not a model directory" in result.output
+
+
+def test_an_int8_gate_that_nothing_passes_tries_every_recipe_smoothed_ones_included(
+    bert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from export.exporter import export_artifact
+    from export.gate import Gates
+    from scorer.errors import GateError
+
+    table = long_pairs_table(60, seed=4)
+    log: list[str] = []
+    with pytest.raises(GateError, match="int8"):
+        export_artifact(
+            bert[0],
+            tmp_path / "artifact",
+            Gates(int8_min_spearman=1.1),
+            table["query"].to_pylist(),
+            table["candidate"].to_pylist(),
+            ("fp32", "int8"),
+            log=log.append,
+        )
+    assert not (tmp_path / "artifact").exists()
+    tried = [line.removeprefix("int8 recipe: ") for line in log if line.startswith("int8 recipe:")]
+    assert tried == [
+        "per-token-mixed activations, layers kept fp32: none",
+        "per-token-mixed activations, smoothed (alpha 0.5), layers kept fp32: none",
+        "per-token activations, layers kept fp32: none",
+        "per-token activations, smoothed (alpha 0.5), layers kept fp32: none",
+        "per-token activations, layers kept fp32: 0",  # 2 layers: up to half kept in fp32
+    ]
+    assert log.count("  SmoothQuant (alpha 0.5): 4 LayerNorm -> MatMul sites smoothed") == 1  # built once
