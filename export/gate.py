@@ -3,7 +3,8 @@
 Each variant's scores are compared with `CrossEncoder.predict` on the same pairs. fp32 must match
 closely; int8, fp16 and bf16 must keep the ranking (Spearman) and the dedup decisions (flips at the
 threshold), which is what users feel. Figures measured on the CPU record its model and flags: bf16
-numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX).
+numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX). fp16 is gated on CUDA where a GPU is
+present (`validated_on_gpu` true, with the GPU model), else on the CPU provider (`validated_on_gpu` false).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from scorer.metrics import decision_flips, spearman
+from scorer.metrics import parity as parity_figures
 from scorer.pipeline import LoadedModel
 from scorer.precision import cpu_info
-from scorer.session import CPU, CUDA, cuda_available
+from scorer.session import CPU, CUDA, cuda_available, gpu_name
 
 
 @dataclass(frozen=True)
@@ -35,25 +36,6 @@ class Gates:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
-
-
-def measure(reference: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Parity figures of `scores` against the torch reference."""
-    reference = np.asarray(reference, np.float64)
-    scores = np.asarray(scores, np.float64)
-    finite = bool(np.isfinite(scores).all())
-    diff = np.abs(reference - scores) if finite else np.array([np.inf])
-    flips = decision_flips(reference, scores, threshold) if finite else len(scores)
-    return {
-        "pairs": len(scores),
-        "all_finite": finite,
-        "max_abs_diff": float(diff.max(initial=0.0)),
-        "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0,
-        "spearman": spearman(reference, scores) if finite else 0.0,
-        "flips": flips,
-        "flip_rate": flips / max(len(scores), 1),
-        "threshold": threshold,
-    }
 
 
 def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
@@ -85,16 +67,34 @@ def check_variant(
     """Score the pairs with one variant of the artifact in `directory` through the `scorer run` path
     (same tokenizer, windows and batches) and return its parity figures with the gate's verdict.
 
-    fp16 runs on CUDA where present; elsewhere on the CPU provider, recorded as not validated on a GPU.
-    A variant whose recipe names OpenVINO (bf16) runs there, on this CPU.
+    fp16 runs on CUDA where present, with CUDA's batching (budget, multiple-of-8 padding), as `scorer
+    run` will; elsewhere on the CPU provider, recorded as not validated on a GPU. A variant whose recipe
+    names OpenVINO (bf16) runs there, on this CPU.
     """
-    provider = CUDA if precision == "fp16" and cuda_available() else CPU
+    provider = gate_provider(precision, cuda_available())
     model = LoadedModel.load(directory, precision, provider=provider)
-    parity = measure(reference, model.score(queries, candidates), gates.threshold)
+    parity: dict[str, Any] = parity_figures(reference, model.score(queries, candidates), gates.threshold)
     problems = failures(precision, parity, gates)
     parity.update(device="cuda" if provider == CUDA else "cpu", passed=not problems, failures=problems)
-    if provider == CPU:
-        parity.update(runtime=model.onnx.provider, cpu=cpu_info().describe())
+    parity.update(device_record(provider, model.onnx.provider))
     if precision == "fp16":
         parity["validated_on_gpu"] = provider == CUDA
     return parity
+
+
+def gate_provider(precision: str, cuda: bool) -> str:
+    """Where a variant is gated: fp16 on CUDA when there is one, everything else on the CPU (int8 and bf16
+    are CPU variants; fp32 is the reference, checked where its numerics are exact).
+
+    >>> gate_provider("fp16", True), gate_provider("fp16", False), gate_provider("fp32", True)
+    ('CUDAExecutionProvider', 'CPUExecutionProvider', 'CPUExecutionProvider')
+    """
+    return CUDA if precision == "fp16" and cuda else CPU
+
+
+def device_record(provider: str, runtime: str, gpu: str | None = None) -> dict[str, Any]:
+    """What the manifest records about the device a gate ran on: the GPU model on CUDA (asked of
+    nvidia-smi unless given), the runtime and the CPU's model and flags elsewhere."""
+    if provider == CUDA:
+        return {"runtime": runtime, "gpu": gpu or gpu_name() or "unknown NVIDIA GPU"}
+    return {"runtime": runtime, "cpu": cpu_info().describe()}

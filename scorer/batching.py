@@ -1,6 +1,7 @@
 """Padding-aware batching: sort a window by token length, cut batches by a token budget, pad each batch
 only to its own longest row, rounded up to a multiple (8 on CUDA, for tensor cores; 1 on CPU, where
-rounding only adds work: on short product titles it costs ~7% of the tokens).
+rounding only adds work: on short product titles it costs ~7% of the tokens). Each provider has its
+own defaults (`profile_for`).
 
 The plan depends only on the lengths, so a given window always yields the same batches (which matters
 for int8, whose dynamic activation scales make a score depend on its batch).
@@ -16,6 +17,30 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_ROWS = 64  # more rows per batch barely speeds the CPU up, and narrows the length range per batch
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """Batching defaults for one execution provider: token budget, length multiple, rows per batch, and
+    rows per window (a window must hold several full batches for sorting by length to pay)."""
+
+    batch_tokens: int
+    multiple: int
+    max_rows: int
+    window_rows: int
+
+
+CPU_PROFILE = BatchProfile(batch_tokens=8192, multiple=1, max_rows=MAX_ROWS, window_rows=4096)
+# A starting point to measure on the GPU, not a measured optimum: 65536 tokens is ~2000 title pairs (~30
+# tokens each) per batch, enough to fill an H100 with MiniLM- or mmBERT-small-sized matrices and to pay the
+# ~900 small ops of a ModernBERT graph once per 2000 pairs instead of once per 64; the row cap is only
+# the budget itself. 16384-row windows hold ~8 such batches.
+CUDA_PROFILE = BatchProfile(batch_tokens=65536, multiple=8, max_rows=65536 // 8, window_rows=16384)
+
+
+def profile_for(provider: str) -> BatchProfile:
+    """CUDA's profile for the CUDA execution provider, the CPU's for every other runtime."""
+    return CUDA_PROFILE if provider == "CUDAExecutionProvider" else CPU_PROFILE
 
 
 @dataclass(frozen=True)
@@ -48,14 +73,14 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, multiple: int = 1, max_
 
 
 def pad_batch(ids: list[np.ndarray], type_ids: list[np.ndarray], batch: Batch, pad_id: int) -> dict[str, np.ndarray]:
-    """Right-padded `input_ids`, `attention_mask` and `token_type_ids` (int64) for one batch."""
-    shape = (len(batch.rows), batch.padded_length)
-    input_ids = np.full(shape, pad_id, dtype=np.int64)
-    token_type_ids = np.zeros(shape, dtype=np.int64)
-    attention_mask = np.zeros(shape, dtype=np.int64)
-    for i, row in enumerate(batch.rows):
-        n = len(ids[row])
-        input_ids[i, :n] = ids[row]
-        token_type_ids[i, :n] = type_ids[row]
-        attention_mask[i, :n] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    """Right-padded `input_ids`, `attention_mask` and `token_type_ids` (int64) for one batch, filled through
+    one mask (row-major order keeps each row's tokens together): 1.4-4x faster than row by row on 2000-row
+    GPU batches, within noise of it on the CPU's 64-row ones (AMD EPYC, loaded machine)."""
+    lengths = np.fromiter((len(ids[row]) for row in batch.rows), np.int64, len(batch.rows))
+    mask = np.arange(batch.padded_length) < lengths[:, None]
+    input_ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    token_type_ids = np.zeros(mask.shape, dtype=np.int64)
+    if len(batch.rows):
+        input_ids[mask] = np.concatenate([ids[row] for row in batch.rows])
+        token_type_ids[mask] = np.concatenate([type_ids[row] for row in batch.rows])
+    return {"input_ids": input_ids, "attention_mask": mask.astype(np.int64), "token_type_ids": token_type_ids}

@@ -11,12 +11,12 @@ from types import FrameType
 import click
 
 from scorer.artifact import PRECISIONS
+from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
-from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
+from scorer.pipeline import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.precision import choose as choose_precision
 from scorer.reader import (
-    DEFAULT_MAX_DOCUMENTS,
     ON_NULL,
     InputFile,
     check_no_nulls,
@@ -25,8 +25,12 @@ from scorer.reader import (
     resolve_inputs,
 )
 from scorer.reuse import load_previous
-from scorer.runner import RunSettings
+from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
+from scorer.runner import prefetch_workers as prefetch_workers_for
 from scorer.runner import run as run_job
+from scorer.session import DEFAULT_GPU_MEM_LIMIT
+
+DEFAULTS = RunSettings()  # the flags show and use the settings' own defaults
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -37,8 +41,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-m", "--model", "artifact", required=True, type=click.Path(path_type=Path), help="Artifact directory.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output Parquet file.")
-@click.option("--query-col", default="query", show_default=True)
-@click.option("--candidate-col", default="candidate", show_default=True)
+@click.option("--query-col", default=DEFAULTS.query_col, show_default=True)
+@click.option("--candidate-col", default=DEFAULTS.candidate_col, show_default=True)
 @click.option(
     "--documents-col",
     default=None,
@@ -49,12 +53,14 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--max-documents",
     type=click.IntRange(min=1, max=MAX_WINDOW_ROWS),
-    default=DEFAULT_MAX_DOCUMENTS,
+    default=DEFAULTS.max_documents,
     show_default=True,
     help="Listwise input: most documents a row may hold.",
 )
 @click.option("--score-col", default=None, help="Name of the added score column [score; scores for lists].")
-@click.option("--rank-col", default="ranks", show_default=True, help="Listwise input: name of the added ranks.")
+@click.option(
+    "--rank-col", default=DEFAULTS.rank_col, show_default=True, help="Listwise input: name of the added ranks."
+)
 @click.option(
     "--precision",
     type=click.Choice(["auto", *PRECISIONS]),
@@ -65,22 +71,34 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--batch-tokens",
     type=click.IntRange(min=8, max=MAX_BATCH_TOKENS),
-    default=DEFAULT_BATCH_TOKENS,
-    show_default=True,
-    help="Padded tokens per batch.",
+    default=None,
+    help=f"Padded tokens per batch [{CPU_PROFILE.batch_tokens} on CPU, {CUDA_PROFILE.batch_tokens} on CUDA].",
 )
 @click.option(
     "--window-rows",
     type=click.IntRange(min=1, max=MAX_WINDOW_ROWS),
-    default=DEFAULT_WINDOW_ROWS,
-    show_default=True,
-    help="Rows read, sorted and committed together.",
+    default=None,
+    help=f"Rows read, sorted and committed together [{CPU_PROFILE.window_rows} on CPU, "
+    f"{CUDA_PROFILE.window_rows} on CUDA].",
 )
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="ONNX Runtime threads [all cores].")
 @click.option(
+    "--prefetch-workers",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help=f"Windows tokenized at once ahead of scoring [1 on CPU; on CUDA one per core, at most {MAX_PREFETCH_WORKERS}].",
+)
+@click.option(
+    "--gpu-memory",
+    type=click.FloatRange(min=0.25, max=4096),
+    default=DEFAULT_GPU_MEM_LIMIT / (1 << 30),
+    show_default=True,
+    help="Most GiB the CUDA memory arena may take.",
+)
+@click.option(
     "--on-null",
     type=click.Choice(ON_NULL),
-    default="error",
+    default=DEFAULTS.on_null,
     show_default=True,
     help="error: stop naming the row; null: keep the row with a null score.",
 )
@@ -117,9 +135,11 @@ def run(
     score_col: str | None,
     rank_col: str,
     precision: str,
-    batch_tokens: int,
-    window_rows: int,
+    batch_tokens: int | None,
+    window_rows: int | None,
     threads: int | None,
+    prefetch_workers: int | None,
+    gpu_memory: float,
     on_null: str,
     reuse: tuple[str, ...],
     engine: str,
@@ -155,7 +175,8 @@ def run(
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
     choice = choose_precision(precision, artifact, threads)
     click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
-    model = LoadedModel.load(artifact, choice.precision, threads)
+    model = LoadedModel.load(artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30)))
+    profile = model.profile
     reused_scores = load_previous(reused_files, model.identity)
     reused_sources = [InputFile.describe(path) for path in reused_files]
     settings = RunSettings(
@@ -163,9 +184,10 @@ def run(
         candidate_col=candidate_col,
         score_col=score_col,
         on_null=on_null,
-        batch_tokens=batch_tokens,
-        window_rows=window_rows,
+        batch_tokens=batch_tokens or profile.batch_tokens,
+        window_rows=window_rows or profile.window_rows,
         threads=threads,
+        prefetch_workers=prefetch_workers or prefetch_workers_for(model.onnx.provider),
         documents_col=documents_col,
         labels_col=labels_col,
         rank_col=rank_col,

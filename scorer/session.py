@@ -1,15 +1,22 @@
-"""ONNX Runtime sessions tuned for batch throughput, and the provider for each precision."""
+"""ONNX Runtime sessions tuned for batch throughput, and the provider for each precision.
+
+On CUDA a session gets a bounded memory arena (`cuda_provider_options`) and is fed through IOBinding:
+each batch's inputs are copied to the GPU once as OrtValues, the logits stay on the GPU until the run
+ends and come back in one copy. The CPU path is plain `session.run`.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from scorer.errors import InputError
+from scorer.errors import InputError, ScorerError
 
 LOAD_ERRORS = tuple(
     getattr(ort.capi.onnxruntime_pybind11_state, name)
@@ -17,10 +24,41 @@ LOAD_ERRORS = tuple(
 )
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+# The arena grows by what each batch asks for (no power-of-two rounding) up to this bound. A 65536-token
+# fp16 batch of mmBERT-small needs well under 2 GiB of activations; 8 GiB leaves room for long pairs
+# (max_length 256) while sharing the GPU. `--gpu-memory` changes it.
+DEFAULT_GPU_MEM_LIMIT = 8 << 30
 
 
 def cuda_available() -> bool:
-    return CUDA in ort.get_available_providers()
+    """ONNX Runtime was built with CUDA and this process can see an NVIDIA device.
+
+    `onnxruntime-gpu` lists the CUDA provider on machines without a GPU too; a session asked for it
+    there falls back to the CPU, so the device files and CUDA_VISIBLE_DEVICES are checked as well.
+    """
+    if CUDA not in ort.get_available_providers():
+        return False
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def gpu_name(device_id: int = 0) -> str | None:
+    """The model of the CUDA device this process uses (e.g. `NVIDIA H100 80GB HBM3`), from nvidia-smi;
+    None where it cannot be asked. CUDA_VISIBLE_DEVICES renumbers devices, nvidia-smi does not."""
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    device = visible[device_id] if device_id < len(visible) else str(device_id)
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-i", device, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
 
 
 def provider_for(precision: str) -> str:
@@ -54,41 +92,80 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+def cuda_provider_options(gpu_mem_limit: int = DEFAULT_GPU_MEM_LIMIT, device_id: int = 0) -> dict[str, str]:
+    """CUDA provider settings: a bounded arena grown by what is asked (kSameAsRequested, not the default
+    next power of two, which can double a long batch's footprint), and no TF32, so that the fp32 parts
+    (the fp32 variant; RoPE and the head of the fp16 one) compute in fp32 as gated.
+
+    >>> cuda_provider_options(1 << 30)["gpu_mem_limit"]
+    '1073741824'
+    """
+    return {
+        "device_id": str(device_id),
+        "gpu_mem_limit": str(int(gpu_mem_limit)),
+        "arena_extend_strategy": "kSameAsRequested",
+        "use_tf32": "0",
+    }
+
+
+def providers(provider: str, gpu_mem_limit: int = DEFAULT_GPU_MEM_LIMIT) -> list[str | tuple[str, dict[str, str]]]:
+    """The `providers` argument of an InferenceSession for `provider` (CUDA with its options, then CPU for
+    the few ops CUDA lacks)."""
+    if provider == CUDA:
+        return [(CUDA, cuda_provider_options(gpu_mem_limit)), CPU]
+    return [provider] if provider == CPU else [provider, CPU]
+
+
 @dataclass
 class OnnxModel:
-    """An inference session over one variant, fed with padded int64 batches, returning float32 logits."""
+    """An inference session over one variant, fed with padded int64 batches, returning float32 logits.
+
+    `device`: where IOBinding places inputs and outputs (`cuda` on the CUDA provider); None runs the
+    plain `session.run` path.
+    """
 
     session: ort.InferenceSession
     provider: str
     input_names: list[str]
+    device: str | None = None
 
     @property
     def threads(self) -> int:
         return self.session.get_session_options().intra_op_num_threads
 
     @classmethod
-    def load(cls, path: Path, provider: str = CPU, threads: int | None = None) -> OnnxModel:
+    def load(
+        cls, path: Path, provider: str = CPU, threads: int | None = None, gpu_mem_limit: int = DEFAULT_GPU_MEM_LIMIT
+    ) -> OnnxModel:
         options = session_options(threads)
-        providers = [provider] if provider == CPU else [provider, CPU]
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=providers(provider, gpu_mem_limit)
+            )
         except LOAD_ERRORS as exc:
             raise InputError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
-        return cls(session, provider, [i.name for i in session.get_inputs()])
+        if session.get_providers()[0] != provider:  # ONNX Runtime falls back to the CPU with a log line only
+            raise ScorerError(
+                f"{path}: ONNX Runtime could not start {provider} (it offers {', '.join(session.get_providers())}): "
+                "check the NVIDIA driver and the CUDA/cuDNN libraries onnxruntime-gpu needs"
+            )
+        device = "cuda" if provider == CUDA else None
+        return cls(session, provider, [i.name for i in session.get_inputs()], device)
 
     def logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run one batch; returns one float32 logit per row."""
         inputs = {name: feeds[name] for name in self.input_names}
-        if self.provider == CUDA:
-            return self._logits_iobinding(inputs)
-        (out,) = self.session.run(None, inputs)
+        if self.device is not None:
+            out: Any = self._bound_run(inputs, self.device)
+        else:
+            (out,) = self.session.run(None, inputs)
         return np.asarray(out, dtype=np.float32).reshape(len(feeds["input_ids"]), -1)[:, 0]
 
-    def _logits_iobinding(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def _bound_run(self, inputs: dict[str, np.ndarray], device: str) -> np.ndarray:
+        """IOBinding: inputs copied to `device` as OrtValues, the output allocated there and copied back once."""
         binding = self.session.io_binding()
         for name, value in inputs.items():
-            binding.bind_cpu_input(name, value)
-        binding.bind_output(self.session.get_outputs()[0].name, "cuda")
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), device, 0))
+        binding.bind_output(self.session.get_outputs()[0].name, device, 0)
         self.session.run_with_iobinding(binding)
-        out = binding.copy_outputs_to_cpu()[0]
-        return np.asarray(out, dtype=np.float32).reshape(len(inputs["input_ids"]), -1)[:, 0]
+        return binding.copy_outputs_to_cpu()[0]

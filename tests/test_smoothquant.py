@@ -11,10 +11,10 @@ import pytest
 from builders import tiny_cross_encoder
 from onnx import helper, numpy_helper
 
-from export.gate import measure
 from export.onnx_graph import export_raw
 from export.quantize import Int8Recipe, quantize_int8
 from export.smoothquant import activation_ranges, smooth, smooth_model, smoothing_sites
+from scorer.metrics import parity
 
 OUTLIER_CHANNEL, OUTLIER_GAIN = 5, 40.0
 
@@ -142,7 +142,7 @@ def test_smoothing_reduces_int8_error_with_an_outlier_channel(outlier_bert: Path
     for name, source in (("plain", outlier_bert), ("smoothed", smoothed)):
         out = tmp_path / f"{name}.int8.onnx"
         quantize_int8(source, out, Int8Recipe(scheme))
-        figures[name] = measure(reference, _scores(out, feeds), threshold=float(np.median(reference)))
+        figures[name] = parity(reference, _scores(out, feeds), threshold=float(np.median(reference)))
     plain, after = figures["plain"], figures["smoothed"]
     # measured: per-token 6 -> 2 flips, max diff 0.095 -> 0.031; per-token-mixed 9 -> 2, 0.154 -> 0.033
     assert plain["flips"] >= 5 and after["flips"] <= plain["flips"] // 2
