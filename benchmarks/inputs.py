@@ -41,11 +41,11 @@ def load_pairs(paths: list[Path], rows: int | None) -> pa.Table:
 def catalogue_pairs(
     rows: int, path: Path, seed: int = 0, distinct: int = 100_000, row_group_rows: int = 10_000
 ) -> Path:
-    """Write `rows` rows of the sample catalogue (`demo.catalogue.sample_pairs`) to `path`: up to
+    """Write `rows` rows of the sample catalogue (`samples.catalogue.sample_pairs`) to `path`: up to
     `distinct` generated pairs, repeated until `rows` are written (each repeat's candidates numbered, so
     every row is a distinct pair that `scorer run` must score), in row groups of `row_group_rows` at every
     size (so that the unit a reader loads does not grow with the file)."""
-    from demo.catalogue import sample_pairs
+    from samples.catalogue import sample_pairs
 
     base = sample_pairs(min(rows, distinct), seed=seed).select(list(COLUMNS))
     with pq.ParquetWriter(path, base.schema) as writer:

@@ -37,7 +37,7 @@ def _nights(data: Path, pairs: int, changed: float, work: Path) -> tuple[Path, P
         table = pa.concat_tables([pq.read_table(f, columns=["query", "candidate"]) for f in files])
         source = f"{len(files)} split files of {data / 'pairs'}"
     else:
-        from demo.catalogue import sample_pairs
+        from samples.catalogue import sample_pairs
 
         table = sample_pairs(pairs, seed=0).select(["query", "candidate"])
         source = "the sample catalogue (no data folder)"

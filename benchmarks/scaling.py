@@ -2,7 +2,7 @@
 
     python -m benchmarks.scaling --artifact ART --out benchmarks/results/scaling [--rows 10000 --rows 100000 ...]
 
-Inputs come from the sample catalogue (`demo.catalogue.sample_pairs`, up to 100k distinct pairs,
+Inputs come from the sample catalogue (`samples.catalogue.sample_pairs`, up to 100k distinct pairs,
 repeated beyond that). Each size is one fresh `scorer run` process; the harness takes its wall time
 and its own peak RSS. Expected: time linear in rows, memory flat (the run streams windows). A million
 rows take about an hour with MiniLM on 2 cores, so use a tiny artifact for the large sizes
@@ -148,7 +148,7 @@ def main(artifact: Path, out: Path, sizes: tuple[int, ...], precision: str, note
         **header("benchmarks.scaling"),
         "model": describe_artifact(artifact, precision),
         "precision": precision,
-        "input": "sample catalogue pairs (demo.catalogue.sample_pairs, seed 0; up to 100k distinct, repeated; row groups of 10k rows)",
+        "input": "sample catalogue pairs (samples.catalogue.sample_pairs, seed 0; up to 100k distinct, repeated; row groups of 10k rows)",
         "note": note,
         "runs": runs,
         "time_per_row_ratio": runs[-1]["us_per_row"] / runs[0]["us_per_row"],

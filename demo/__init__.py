@@ -1,1 +1,1 @@
-"""The offline demo and its sample product catalogue (not training code: export, tests and benchmarks use it too)."""
+"""The offline demo (`python -m demo`, `make demo`): two nights of the whole job on the sample catalogue."""

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from demo.catalogue import catalogue_records, next_night, sample_pairs, write_splits
+from samples.catalogue import catalogue_records, next_night, sample_pairs, write_splits
 from scorer.cli import Command
 from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target

@@ -20,7 +20,7 @@ def load_calibration(
 ) -> tuple[list[str], list[str]]:
     """(queries, candidates) from `path`, or the built-in set when `path` is None."""
     if path is None:
-        from demo.catalogue import sample_pairs
+        from samples.catalogue import sample_pairs
 
         table = sample_pairs(BUILTIN_PAIRS, seed=BUILTIN_SEED)
     else:

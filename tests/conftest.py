@@ -55,7 +55,7 @@ def invoke(*args: str | Path) -> Result:
 
 def long_pairs_table(n: int = 240, seed: int = 3) -> pa.Table:
     """Sample pairs: product titles plus descriptions longer than 128 tokens."""
-    from demo.catalogue import sample_pairs
+    from samples.catalogue import sample_pairs
 
     return sample_pairs(n, seed)
 

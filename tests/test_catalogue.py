@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from demo.catalogue import (
+from samples.catalogue import (
     DUPLICATE,
     NEAR_DUPLICATE,
     SAME_TYPE,
@@ -24,7 +24,7 @@ from demo.catalogue import (
     sample_pairs,
     write_splits,
 )
-from demo.catalogue_vocab import PRODUCT_TYPES
+from samples.catalogue_vocab import PRODUCT_TYPES
 from train.data import read_file
 
 

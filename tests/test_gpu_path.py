@@ -216,7 +216,7 @@ def test_gpu_benchmark_parts_on_cpu(tmp_path: Path) -> None:
 
     info = gpu.write_pairs(250, tmp_path / "pairs.parquet", tmp_path / "no-data", log=lambda m: None)
     table = pq.read_table(tmp_path / "pairs.parquet")
-    assert table.num_rows == 250 and info["rows"] == 250 and "demo catalogue" in info["source"]
+    assert table.num_rows == 250 and info["rows"] == 250 and "sample catalogue" in info["source"]
     assert gpu.GpuSampler.parse("87, 4123") == (87.0, 4123.0) and gpu.GpuSampler.parse("[N/A], 3") is None
     sampler = gpu.GpuSampler()
     sampler.samples = [(1.0, 10.0, 1000.0), (2.0, 90.0, 5000.0), (3.0, 80.0, 6000.0), (9.0, 0.0, 1200.0)]

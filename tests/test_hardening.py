@@ -122,7 +122,7 @@ def test_export_never_replaces_its_checkpoint_or_a_foreign_directory(
 
 def test_train_never_writes_over_what_it_reads(tmp_path: Path) -> None:
     """An earlier checkpoint that holds the training data may not be replaced by the new checkpoint."""
-    from demo.catalogue import write_splits
+    from samples.catalogue import write_splits
 
     earlier = tmp_path / "earlier"
     data = write_splits(earlier, fmt="pairs", seed=0, rows=(20, 10, 10))

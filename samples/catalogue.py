@@ -33,7 +33,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from demo.catalogue_vocab import LANGUAGES, PRODUCT_TYPES, VARIANTS, ProductType, Size
+from samples.catalogue_vocab import LANGUAGES, PRODUCT_TYPES, VARIANTS, ProductType, Size
 
 DUPLICATE, NEAR_DUPLICATE, SAME_TYPE, UNRELATED = 1.0, 0.3, 0.1, 0.0
 SPLITS = ("train", "valid", "test")
