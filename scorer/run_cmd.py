@@ -186,7 +186,6 @@ def run(
         on_null=on_null,
         batch_tokens=batch_tokens or profile.batch_tokens,
         window_rows=window_rows or profile.window_rows,
-        threads=threads,
         prefetch_workers=prefetch_workers or prefetch_workers_for(model.onnx.provider),
         documents_col=documents_col,
         labels_col=labels_col,

@@ -33,7 +33,7 @@ from scorer.session import CUDA, default_threads
 from scorer.tokenize import EncodedPairs
 
 MAX_PREFETCH_WORKERS = 8  # a run holds at most workers + 3 prepared windows (prefetch depth workers + 1)
-UNFINGERPRINTED = ("threads", "prefetch_workers")  # settings that change speed, never scores
+UNFINGERPRINTED = ("prefetch_workers",)  # settings that change speed, never scores
 
 
 @dataclass
@@ -47,7 +47,6 @@ class RunSettings:
     on_null: str = "error"
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     window_rows: int = DEFAULT_WINDOW_ROWS
-    threads: int | None = None
     prefetch_workers: int = 1  # windows tokenized at once, ahead of the one being scored
     documents_col: str | None = None  # listwise input: each row a query and a list of documents
     labels_col: str | None = None
