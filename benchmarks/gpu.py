@@ -286,7 +286,7 @@ def measure_session(spec: dict[str, Any]) -> dict[str, Any]:
     """The ONNX session alone: `scorer run`'s windows and batches, tokenized and padded beforehand; one
     warm-up pass (every batch shape once), then the timed pass. Inputs are copied to the GPU inside it."""
     from scorer.batching import pad_batch, plan_batches
-    from scorer.pipeline import LoadedModel
+    from scorer.model import LoadedModel
 
     model = LoadedModel.load(Path(spec["artifact"]), spec["precision"])
     profile = model.profile

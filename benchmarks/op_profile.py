@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from benchmarks.harness import header, machine_line, write_report
 from scorer.artifact import variant_path
 from scorer.batching import pad_batch, plan_batches
-from scorer.pipeline import DEFAULT_BATCH_TOKENS, LoadedModel
+from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
 from scorer.session import default_threads, session_options
 
 

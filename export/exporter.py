@@ -28,9 +28,9 @@ from export.smoothquant import smooth
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.batching import pad_batch, plan_batches
 from scorer.errors import GateError
+from scorer.model import DEFAULT_BATCH_TOKENS
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
-from scorer.pipeline import DEFAULT_BATCH_TOKENS
 from scorer.precision import cpu_info, unavailable_reason
 from scorer.tokenize import PairTokenizer
 from scorer.versions import installed_versions

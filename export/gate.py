@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from scorer.metrics import parity as parity_figures
-from scorer.pipeline import LoadedModel
+from scorer.model import LoadedModel
 from scorer.precision import cpu_info
 from scorer.session import CPU, CUDA, cuda_available, gpu_name
 

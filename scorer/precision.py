@@ -166,7 +166,7 @@ def cache_key(cpu: CpuInfo, threads: int, manifest_sha256: str) -> str:
 def timed_probe(artifact: Path, threads: int | None, pairs: int = 32) -> Probe:
     """A probe that loads each variant and scores `pairs` title-like pairs through the `scorer run` path,
     after a warm-up, alternating the variants for PROBE_ROUNDS rounds; the best round counts."""
-    from scorer.pipeline import DEFAULT_BATCH_TOKENS, LoadedModel
+    from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
 
     words = _PROBE_WORDS.split()
     queries = [" ".join(words[(i + j) % len(words)] for j in range(8 + i % 5)) for i in range(pairs)]

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from scorer.errors import InputError
+from scorer.model import LoadedModel, Stats
 from scorer.output import StagedOutput
-from scorer.pipeline import LoadedModel, Stats
 from scorer.reader import InputFile, WindowKey, read_window, window_keys
 from scorer.reuse import ScoreIndex
 from scorer.runner import Counts, RunSettings, fingerprint, output_schema, prepare_window, report, score_window

@@ -12,9 +12,9 @@ import click
 
 from scorer.artifact import PRECISIONS
 from scorer.batching import CPU_PROFILE, CUDA_PROFILE
+from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
-from scorer.pipeline import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.precision import choose as choose_precision
 from scorer.reader import (
     ON_NULL,

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from scorer.errors import InputError
 from scorer.listwise import RankingQuality, list_columns
+from scorer.model import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel, Stats
 from scorer.output import StagedOutput
-from scorer.pipeline import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel, Stats
 from scorer.prefetch import prefetched
 from scorer.reader import (
     DEFAULT_MAX_DOCUMENTS,

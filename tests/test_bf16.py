@@ -19,8 +19,8 @@ from scorer import precision as selection
 from scorer.artifact import Manifest, Variant, load_manifest
 from scorer.errors import InputError
 from scorer.metrics import decision_flips, spearman
+from scorer.model import LoadedModel
 from scorer.openvino_backend import openvino_available
-from scorer.pipeline import LoadedModel
 from scorer.precision import Choice, CpuInfo, choose, choose_cpu, cpu_info
 
 HERE = cpu_info()

@@ -17,7 +17,7 @@ from conftest import invoke
 from scorer import session
 from scorer.batching import CPU_PROFILE, CUDA_PROFILE, pad_batch, plan_batches, profile_for
 from scorer.errors import InputError
-from scorer.pipeline import LoadedModel
+from scorer.model import LoadedModel
 from scorer.prefetch import prefetched
 from scorer.runner import MAX_PREFETCH_WORKERS, prefetch_workers
 from scorer.session import CPU, CUDA

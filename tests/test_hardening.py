@@ -18,8 +18,8 @@ import pytest
 from conftest import invoke
 
 from scorer.artifact import sha256_file
+from scorer.model import LoadedModel
 from scorer.output import STATE_NAME, staging_dir
-from scorer.pipeline import LoadedModel
 from scorer.reader import open_inputs
 from scorer.runner import RunSettings, run
 

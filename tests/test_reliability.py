@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import invoke
 
+from scorer.model import LoadedModel
 from scorer.output import staging_dir
-from scorer.pipeline import LoadedModel
 from scorer.reader import open_inputs
 from scorer.runner import RunSettings, run
 

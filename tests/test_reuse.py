@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LOOSE_GATES, invoke
 
+from scorer.model import LoadedModel
 from scorer.output import staging_dir
-from scorer.pipeline import LoadedModel
 from scorer.reader import InputFile, open_inputs
 from scorer.reuse import SCORER_KEY, ScoreIndex, load_previous, pair_keys
 from scorer.runner import RunSettings, run

@@ -12,7 +12,7 @@ import pytest
 from conftest import invoke
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from scorer.pipeline import LoadedModel
+from scorer.model import LoadedModel
 
 
 def _predict(checkpoint: Path, table: pa.Table) -> np.ndarray:

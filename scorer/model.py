@@ -1,4 +1,5 @@
-"""Scoring a window of pairs: tokenize, plan padding-aware batches, run ONNX, scatter back to input order."""
+"""A variant of an artifact ready to score (`LoadedModel`): a window of pairs is tokenized, planned into
+padding-aware batches, run through its runtime and scattered back to input order."""
 
 from __future__ import annotations
 
