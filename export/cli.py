@@ -87,7 +87,8 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
     "--precisions",
     default=",".join(PRECISIONS),
     show_default=True,
-    help="Variants to build (fp32 always; bf16 only where this CPU has bf16 and openvino is installed).",
+    help="Variants to build (fp32 always; bf16 and fp32-openvino where openvino is installed, bf16 only where "
+    "this CPU has bf16).",
 )
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
 @click.option("--force", is_flag=True, help="Replace an existing artifact (a directory holding manifest.json).")
@@ -109,8 +110,8 @@ def export(
     int8_activations: str,
     **params: Any,
 ) -> None:
-    """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 (+ OpenVINO bf16) with a
-    parity gate."""
+    """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 (+ OpenVINO bf16 and f32)
+    with a parity gate."""
     from export.calibration import load_calibration
     from export.exporter import export_artifact
 

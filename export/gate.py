@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from scorer.artifact import GATED_AS
 from scorer.metrics import parity as parity_figures
 from scorer.model import LoadedModel
 from scorer.precision import cpu_info
@@ -41,6 +42,7 @@ class Gates:
 def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
     """Why `parity` fails its gate (empty when it passes)."""
     problems = [] if parity["all_finite"] else ["non-finite scores"]
+    precision = GATED_AS.get(precision, precision)
     if precision == "fp32" and parity["max_abs_diff"] > gates.fp32_max_abs_diff:
         problems.append(f"max abs diff {parity['max_abs_diff']:.2e} > {gates.fp32_max_abs_diff:.0e}")
     if hasattr(gates, f"{precision}_min_spearman"):

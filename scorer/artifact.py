@@ -22,7 +22,9 @@ from scorer.errors import InputError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-PRECISIONS = ("fp32", "int8", "fp16", "bf16")  # bf16: OpenVINO on the fp32 file (no file of its own)
+# bf16 and fp32-openvino: OpenVINO running the fp32 file (no file of their own) in bf16 / f32.
+PRECISIONS = ("fp32", "int8", "fp16", "bf16", "fp32-openvino")
+GATED_AS = {"fp32-openvino": "fp32"}  # variants held to another precision's gate
 MAX_LENGTH_LIMIT = 1 << 16
 
 

@@ -2,7 +2,8 @@
 
 On CUDA, auto is fp16 (int8 on a GPU is ~10x slower). On the CPU the candidates are the variants whose
 export gate passed and that this machine can run (bf16 needs AVX512-BF16 or AMX and the `openvino`
-package; fp16 needs CUDA), fp32 only when no other is left. With more than one, a short timed probe decides; the decision is cached per
+package; fp16 needs CUDA), fp32 (ONNX Runtime's, or OpenVINO's `fp32-openvino`) only when no other is left.
+With more than one, a short timed probe decides; the decision is cached per
 CPU model, thread count and artifact (the manifest's sha256) in the user's cache directory, never in the
 artifact, so later runs on the same machine choose the same variant without probing. The choice is made
 once, before scoring, and is part of the run's fingerprint: a resumed run scores with the same variant.
@@ -27,7 +28,8 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 CACHE_FILE = "precision.json"
 # Measured: ONNX Runtime fp32 ran at 0.42x (MiniLM) and 0.49x (mmBERT-small) int8 on AMD EPYC, 0.70x on an AMX Xeon.
-FP32_FALLBACK = "the fp32 reference runs only when no faster variant passed its gate"
+FP32_FALLBACK = "fp32 runs only when no faster variant passed its gate"
+FP32_VARIANTS = ("fp32", "fp32-openvino")  # ONNX Runtime's and OpenVINO's: the probe picks between them
 PROBE_ROUNDS = 2
 # Title-like pairs for the probe: speed depends on shapes, not on the words.
 _PROBE_WORDS = "dark chocolate bar 70 % cacao coconut usb flash drive 32gb black sony headphones wireless a1186-001"
@@ -102,9 +104,10 @@ def candidates(manifest: Manifest, cpu: CpuInfo) -> tuple[list[str], dict[str, s
             left_out[precision] = reason
         else:
             eligible.append(precision)
-    if "fp32" in eligible and len(eligible) > 1:
-        eligible.remove("fp32")
-        left_out["fp32"] = FP32_FALLBACK
+    if any(precision not in FP32_VARIANTS for precision in eligible):
+        for precision in [p for p in eligible if p in FP32_VARIANTS]:
+            eligible.remove(precision)
+            left_out[precision] = FP32_FALLBACK
     return eligible, left_out
 
 

@@ -1,4 +1,5 @@
-"""bf16 through OpenVINO on the artifact's fp32 file: its gate, its parity with fp32, and `--precision auto`."""
+"""OpenVINO on the artifact's fp32 file, in bf16 and in f32 (`fp32-openvino`): gates, parity with fp32, and
+`--precision auto`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ needs_bf16 = pytest.mark.skipif(
     reason="bf16 is not built here: "
     + ("the openvino package is not installed" if not openvino_available() else f"{HERE.model} has no bf16 flag"),
 )
+needs_openvino = pytest.mark.skipif(not openvino_available(), reason="the openvino package is not installed")
 BF16_CPU = CpuInfo("Test CPU with bf16", frozenset({"avx2", "avx512_bf16"}))
 AVX2_CPU = CpuInfo("Test CPU, AVX2 only", frozenset({"avx2"}))
 
@@ -50,10 +52,10 @@ class FakeProbe:
 def _manifest(gates: dict[str, bool]) -> Manifest:
     variants = {
         p: Variant(
-            "model.fp32.onnx" if p in ("fp32", "bf16") else f"model.{p}.onnx",
+            "model.fp32.onnx" if p in ("fp32", "bf16", "fp32-openvino") else f"model.{p}.onnx",
             "0" * 64,
             parity={"passed": ok, "failures": [] if ok else ["9 decision flips at 0.5 (0.90% > 0.50%)"]},
-            recipe={"runtime": "openvino", "inference_precision": "bf16"} if p == "bf16" else {},
+            recipe=OPENVINO_RECIPES.get(p, {}),
         )
         for p, ok in gates.items()
     }
@@ -66,7 +68,11 @@ def with_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "openvino_available", lambda: True)
 
 
-RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0}
+RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0, "fp32-openvino": 126.0}
+OPENVINO_RECIPES = {
+    "bf16": {"runtime": "openvino", "inference_precision": "bf16"},
+    "fp32-openvino": {"runtime": "openvino", "inference_precision": "fp32"},
+}
 
 
 def test_auto_picks_the_fastest_gated_variant_and_caches_the_decision(with_openvino: None, tmp_path: Path) -> None:
@@ -76,7 +82,7 @@ def test_auto_picks_the_fastest_gated_variant_and_caches_the_decision(with_openv
     assert choice.precision == "bf16" and probe.calls == [["bf16", "int8"]]  # fp16 needs CUDA, fp32 is a fallback
     assert choice.probe_pairs_per_s == {"int8": 150.0, "bf16": 300.0}
     assert "timed probe: bf16 300 pairs/s, int8 150 pairs/s" in choice.reason
-    assert "fp16 left out: fp16 needs CUDA" in choice.reason and "fp32 left out: the fp32 reference" in choice.reason
+    assert "fp16 left out: fp16 needs CUDA" in choice.reason and "fp32 left out: fp32 runs only when no faster variant passed" in choice.reason
     # Same CPU and artifact: the cached decision, no probe; another key (CPU, threads or artifact): probe again.
     again = choose_cpu(manifest, "cpu|2|sha", BF16_CPU, FakeProbe({}), cache)
     assert again.precision == "bf16" and again.reason.startswith("cached probe")
@@ -103,6 +109,22 @@ def test_auto_without_bf16_on_the_cpu(with_openvino: None, tmp_path: Path) -> No
     choice = choose_cpu(_manifest({"fp32": True, "int8": True, "bf16": True}), "k", AVX2_CPU, probe, tmp_path / "c")
     assert choice.precision == "int8" and probe.calls == []
     assert "bf16 left out: this CPU (Test CPU, AVX2 only) has no bf16" in choice.reason
+
+
+def test_openvino_f32_is_probed_against_fp32_when_nothing_faster_passed(with_openvino: None, tmp_path: Path) -> None:
+    manifest = _manifest({"fp32": True, "int8": False, "bf16": True, "fp32-openvino": True})
+    probe = FakeProbe(RATES)
+    choice = choose_cpu(manifest, "k", AVX2_CPU, probe, tmp_path / "c")
+    assert choice.precision == "fp32-openvino" and probe.calls == [["fp32", "fp32-openvino"]]
+    slower = FakeProbe({**RATES, "fp32-openvino": 90.0})
+    assert choose_cpu(manifest, "k2", AVX2_CPU, slower, tmp_path / "c").precision == "fp32"
+
+
+def test_fp32_variants_are_left_out_when_a_faster_one_passed(with_openvino: None, tmp_path: Path) -> None:
+    manifest = _manifest({"fp32": True, "int8": True, "fp32-openvino": True})
+    choice = choose_cpu(manifest, "k", AVX2_CPU, FakeProbe(RATES), tmp_path / "c")
+    assert choice.precision == "int8" and choice.reason.startswith("the only gated variant")
+    assert "fp32 left out" in choice.reason and "fp32-openvino left out" in choice.reason
 
 
 def test_a_single_candidate_needs_no_probe(with_openvino: None, tmp_path: Path) -> None:
@@ -155,7 +177,7 @@ def spread(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         "--calibration",
         calibration,
         "--precisions",
-        "fp32,int8,bf16",
+        "fp32,int8,bf16,fp32-openvino",
         *loose_int8,
     )
     assert result.exit_code == 0, result.output
@@ -258,3 +280,18 @@ def test_explicit_bf16_is_refused_on_a_cpu_without_bf16(
     monkeypatch.setattr(selection, "cpu_info", lambda: AVX2_CPU)
     with pytest.raises(InputError, match=r"--precision bf16: this CPU \(Test CPU, AVX2 only\) has no bf16"):
         choose("bf16", artifact)
+
+
+@needs_openvino
+def test_openvino_f32_is_gated_like_fp32_and_scores_like_it(spread: tuple[Path, Path, Path]) -> None:
+    manifest = load_manifest(spread[1])
+    variant, fp32 = manifest.variants["fp32-openvino"], manifest.variants["fp32"]
+    assert (variant.file, variant.sha256) == (fp32.file, fp32.sha256)  # no second file
+    assert variant.recipe == {"runtime": "openvino", "inference_precision": "fp32"}
+    assert variant.parity["passed"] and variant.parity["runtime"] == "OpenVINO CPU fp32"
+    assert variant.parity["max_abs_diff"] < manifest.gates["fp32_max_abs_diff"]
+    table = long_pairs_table()
+    queries, candidates = table["query"].to_pylist(), table["candidate"].to_pylist()
+    reference = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
+    scores = LoadedModel.load(spread[1], "fp32-openvino").score(queries, candidates)
+    assert np.abs(scores - reference).max() < 1e-5 and decision_flips(reference, scores, 0.5) == 0

@@ -21,8 +21,11 @@ from scorer.precision import cpu_info
 def test_manifest_records_every_variant_with_parity(kind: str, request: pytest.FixtureRequest) -> None:
     _, artifact = request.getfixturevalue(kind)
     manifest = load_manifest(artifact)
-    bf16 = {"bf16"} if cpu_info().has_bf16 and openvino_available() else set()
-    assert set(manifest.variants) == {"fp32", "int8", "fp16"} | bf16
+    openvino = {"fp32-openvino"} | ({"bf16"} if cpu_info().has_bf16 else set()) if openvino_available() else set()
+    assert set(manifest.variants) == {"fp32", "int8", "fp16"} | openvino
+    if openvino_available():  # OpenVINO f32 is held to the fp32 gate, on BERT and ModernBERT alike
+        ov = manifest.variants["fp32-openvino"].parity
+        assert ov["passed"] and ov["max_abs_diff"] <= 1e-4 and ov["runtime"] == "OpenVINO CPU fp32"
     assert manifest.activation == "sigmoid"
     assert manifest.max_length == 256
     assert manifest.versions["onnxruntime"] == version("onnxruntime")
