@@ -25,15 +25,11 @@ from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
-from export.smoothquant import smooth
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
-from scorer.batching import pad_batch, plan_batches
 from scorer.errors import GateError
-from scorer.model import DEFAULT_BATCH_TOKENS
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
-from scorer.tokenize import PairTokenizer
 from scorer.versions import installed_versions
 
 VERSIONED = (
@@ -59,24 +55,17 @@ class ExportResult:
     int8_attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
-SMOOTH_ALPHA = 0.5  # 0.75 doubled the mean error of alpha 0.5 (benchmarks/results/int8-smoothquant/notes.md)
-
-
 def int8_recipes(layers: list[int], activations: str = "auto") -> list[Int8Recipe]:
-    """Candidate int8 recipes, fastest first. auto: per-token (mixed, then asymmetric) everywhere, each
-    plain then smoothed (SmoothQuant: no measurable cost, lower error), then per-token with the first layers
-    kept in fp32 one by one (where activation outliers live; the slowest), up to half of the encoder. ONNX
-    Runtime's per-tensor scheme is tried only when asked for: on trained product models it passes a 0.5%
-    flip gate only by chance (NOTES 12), so auto never starts with it."""
+    """Candidate int8 recipes, fastest first. auto: per-token (mixed, then asymmetric) everywhere, then
+    per-token with the first layers kept in fp32 one by one (where activation outliers live), up to half
+    of the encoder. ONNX Runtime's per-tensor scheme is tried only when asked for: on trained product
+    models it passes a 0.5% flip gate only by chance (NOTES 12), so auto never starts with it. SmoothQuant
+    smoothing was built, measured and left out: it never turned a failing recipe into a passing one
+    (benchmarks/results/int8-smoothquant/notes.md)."""
     if activations == "per-tensor":
         return [Int8Recipe("per-tensor")]
     kept = [Int8Recipe("per-token", tuple(layers[:k])) for k in range(1, len(layers) // 2 + 1)]
-    every_layer = [
-        Int8Recipe(scheme, smooth_alpha=alpha)
-        for scheme in ("per-token-mixed", "per-token")
-        for alpha in (None, SMOOTH_ALPHA)
-    ]
-    recipes = [*every_layer, *kept]
+    recipes = [Int8Recipe("per-token-mixed"), Int8Recipe("per-token"), *kept]
     return [recipe for recipe in recipes if activations in ("auto", recipe.activations)]
 
 
@@ -190,24 +179,6 @@ class Exporter:
         if not result.parity[precision]["passed"]:
             self.log(f"  {precision} failed its gate: recorded in the manifest, never chosen by --precision auto")
 
-    def _smoothed(self, raw: Path, alpha: float | None, queries: list[str], candidates: list[str]) -> Path:
-        """The fp32 graph a recipe quantizes: `raw`, or its SmoothQuant form for `alpha` (activation ranges
-        measured on the calibration pairs, in `scorer run`'s batches), built once per alpha."""
-        if alpha is None:
-            return raw
-        path = raw.with_name(f"smoothed-{alpha}.onnx")
-        if not path.exists():
-            assert self.manifest is not None
-            tokenizer = PairTokenizer.from_artifact(self.staging, self.manifest)
-            encoded = tokenizer.encode(queries, candidates)
-            feeds = (
-                pad_batch(encoded.ids, encoded.type_ids, batch, self.manifest.pad_token_id)
-                for batch in plan_batches(encoded.lengths, DEFAULT_BATCH_TOKENS)
-            )
-            sites = smooth(raw, path, feeds, alpha)
-            self.log(f"  SmoothQuant (alpha {alpha}): {sites} LayerNorm -> MatMul sites smoothed")
-        return path
-
     def _int8(
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
     ) -> dict[str, Any]:
@@ -216,9 +187,7 @@ class Exporter:
         parity: dict[str, Any] = {}
         for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
-            quantize_int8(
-                self._smoothed(raw, recipe.smooth_alpha, queries, candidates), path, recipe, self.architecture
-            )
+            quantize_int8(raw, path, recipe, self.architecture)
             self._add_variant("int8", path, recipe.to_dict())
             parity = self._check("int8", reference, queries, candidates)
             result.int8_attempts.append({"recipe": recipe.to_dict(), **parity})

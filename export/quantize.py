@@ -8,8 +8,7 @@ Three activation schemes, each with int8 per-channel weights and int8 token embe
   and attention, asymmetric out of GELU; ~4% faster than `per-token`, a few more flips.
 - `per-token`: one scale and zero point per row, asymmetric everywhere: far fewer flipped decisions
   than per-tensor (benchmarks/NOTES.md 9 and 12), ~15% slower than it.
-A recipe may smooth the fp32 graph first (SmoothQuant, `export.smoothquant`: activation outlier channels
-migrate into the weights) or keep whole encoder layers in fp32 (the first layers hold the outliers).
+A recipe may also keep whole encoder layers in fp32 (the first layers hold the outliers).
 """
 
 from __future__ import annotations
@@ -30,20 +29,17 @@ Scheme = Literal["per-tensor", "per-token-mixed", "per-token"]
 
 @dataclass(frozen=True)
 class Int8Recipe:
-    """Activation scheme, SmoothQuant's migration strength (None: no smoothing), and which encoder layers
-    stay fp32. `quantize_int8` takes the graph to quantize: the smoothed one for a smoothed recipe."""
+    """Activation scheme, and which encoder layers stay fp32."""
 
     activations: Scheme = "per-tensor"
     fp32_layers: tuple[int, ...] = field(default_factory=tuple)
-    smooth_alpha: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "weights": "int8 per output channel", "embeddings": "int8 per row"}
 
     def describe(self) -> str:
         kept = ", ".join(map(str, self.fp32_layers)) or "none"
-        smoothed = f", smoothed (alpha {self.smooth_alpha})" if self.smooth_alpha is not None else ""
-        return f"{self.activations} activations{smoothed}, layers kept fp32: {kept}"
+        return f"{self.activations} activations, layers kept fp32: {kept}"
 
 
 def layer_of(node: onnx.NodeProto, architecture: Architecture | None = None) -> int | None:

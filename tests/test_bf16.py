@@ -82,7 +82,10 @@ def test_auto_picks_the_fastest_gated_variant_and_caches_the_decision(with_openv
     assert choice.precision == "bf16" and probe.calls == [["bf16", "int8"]]  # fp16 needs CUDA, fp32 is a fallback
     assert choice.probe_pairs_per_s == {"int8": 150.0, "bf16": 300.0}
     assert "timed probe: bf16 300 pairs/s, int8 150 pairs/s" in choice.reason
-    assert "fp16 left out: fp16 needs CUDA" in choice.reason and "fp32 left out: fp32 runs only when no faster variant passed" in choice.reason
+    assert (
+        "fp16 left out: fp16 needs CUDA" in choice.reason
+        and "fp32 left out: fp32 runs only when no faster variant passed" in choice.reason
+    )
     # Same CPU and artifact: the cached decision, no probe; another key (CPU, threads or artifact): probe again.
     again = choose_cpu(manifest, "cpu|2|sha", BF16_CPU, FakeProbe({}), cache)
     assert again.precision == "bf16" and again.reason.startswith("cached probe")

@@ -73,7 +73,6 @@ def test_int8_activations_restricts_the_recipe_search(
     assert int8.recipe == {
         "activations": "per-token",
         "fp32_layers": [],
-        "smooth_alpha": None,
         "weights": "int8 per output channel",
         "embeddings": "int8 per row",
     }
@@ -117,9 +116,7 @@ def test_checkpoint_must_exist(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a model directory" in result.output
 
 
-def test_an_int8_gate_that_nothing_passes_tries_every_recipe_smoothed_ones_included(
-    bert: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_an_int8_gate_that_nothing_passes_tries_every_recipe(bert: tuple[Path, Path], tmp_path: Path) -> None:
     from export.exporter import export_artifact
     from export.gate import Gates
     from scorer.errors import GateError
@@ -140,9 +137,6 @@ def test_an_int8_gate_that_nothing_passes_tries_every_recipe_smoothed_ones_inclu
     tried = [line.removeprefix("int8 recipe: ") for line in log if line.startswith("int8 recipe:")]
     assert tried == [
         "per-token-mixed activations, layers kept fp32: none",
-        "per-token-mixed activations, smoothed (alpha 0.5), layers kept fp32: none",
         "per-token activations, layers kept fp32: none",
-        "per-token activations, smoothed (alpha 0.5), layers kept fp32: none",
         "per-token activations, layers kept fp32: 0",  # 2 layers: up to half kept in fp32
     ]
-    assert log.count("  SmoothQuant (alpha 0.5): 4 LayerNorm -> MatMul sites smoothed") == 1  # built once
