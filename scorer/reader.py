@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -400,6 +400,24 @@ def iter_windows(inputs: list[InputFile], spec: WindowSpec) -> Iterator[Window]:
             raise InputError(
                 f"{source.path}: changed while being read ({first_row} rows read, {source.num_rows} expected)"
             )
+
+
+def first_pairs(inputs: list[InputFile], spec: WindowSpec, limit: int) -> tuple[list[str], list[str]]:
+    """Up to `limit` pairs without a null text from the start of the inputs (a sample of the run's shapes)."""
+    queries: list[str] = []
+    candidates: list[str] = []
+    windows = iter_windows(inputs, replace(spec, rows=limit))
+    try:
+        for window in windows:
+            for query, candidate in zip(window.queries, window.candidates, strict=True):
+                if query is not None and candidate is not None and len(queries) < limit:
+                    queries.append(query)
+                    candidates.append(candidate)
+            if len(queries) >= limit:
+                break
+    finally:
+        windows.close()
+    return queries, candidates
 
 
 def null_message(window: Window, path: Path, query_col: str, candidate_col: str) -> str | None:

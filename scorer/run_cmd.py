@@ -15,12 +15,15 @@ from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
+from scorer.precision import PROBE_PAIRS
 from scorer.precision import choose as choose_precision
 from scorer.reader import (
     ON_NULL,
     InputFile,
+    WindowSpec,
     check_no_nulls,
     detect_documents,
+    first_pairs,
     open_inputs,
     resolve_inputs,
 )
@@ -173,7 +176,11 @@ def run(
     )
     if on_null == "error":
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
-    choice = choose_precision(precision, artifact, threads)
+    sample: tuple[list[str], list[str]] = ([], [])
+    if precision == "auto":  # the probe, if auto needs one, times the run's own first pairs
+        spec = WindowSpec(query_col, candidate_col, PROBE_PAIRS, documents_col, labels_col, max_documents)
+        sample = first_pairs(sources, spec, PROBE_PAIRS)
+    choice = choose_precision(precision, artifact, threads, sample=sample)
     click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
     model = LoadedModel.load(artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30)))
     profile = model.profile

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -298,3 +299,26 @@ def test_openvino_f32_is_gated_like_fp32_and_scores_like_it(spread: tuple[Path, 
     reference = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
     scores = LoadedModel.load(spread[1], "fp32-openvino").score(queries, candidates)
     assert np.abs(scores - reference).max() < 1e-5 and decision_flips(reference, scores, 0.5) == 0
+
+
+def test_auto_probes_the_runs_own_first_pairs(
+    bert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    table = long_pairs_table(300, seed=8)
+    index = table.schema.get_field_index("query")
+    nulls = table.set_column(index, "query", pa.array([None, *table["query"].to_pylist()[1:]], pa.string()))
+    source = tmp_path / "pairs.parquet"
+    pq.write_table(nulls, source)
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def probe(artifact: Path, threads: int | None, queries: list[str], others: list[str]) -> selection.Probe:
+        seen.append((queries, others))
+        return lambda precisions: {p: float(len(p)) for p in precisions}
+
+    monkeypatch.setattr(selection, "timed_probe", probe)
+    monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    result = invoke("run", source, "-m", bert[1], "-o", tmp_path / "out.parquet", "--on-null", "null")
+    assert result.exit_code == 0, result.output
+    (queries, others), *_ = seen
+    assert len(queries) == selection.PROBE_PAIRS == 256  # the first 256 pairs without a null text
+    assert queries == table["query"].to_pylist()[1:257] and others == table["candidate"].to_pylist()[1:257]

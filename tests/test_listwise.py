@@ -124,3 +124,14 @@ def test_listwise_output_can_be_reused_by_pairs(bert: tuple[Path, Path], tmp_pat
     assert report["pairs_reused"] == distinct
     flat = np.concatenate([np.asarray(s, np.float32) for s in pq.read_table(lists_out)["model_scores"].to_pylist()])
     assert np.array_equal(pq.read_table(pair_out)["score"].to_numpy(), flat)
+
+
+def test_first_pairs_flattens_lists_and_skips_nulls(tmp_path: Path) -> None:
+    from scorer.reader import InputFile, WindowSpec, first_pairs
+
+    rows = {"query": ["q1", "q2", "q3"], "documents": [["a", None, "b"], None, ["c", "d"]]}
+    source = tmp_path / "lists.parquet"
+    pq.write_table(pa.table(rows), source)
+    spec = WindowSpec("query", "candidate", 2, documents_col="documents")
+    assert first_pairs([InputFile.describe(source)], spec, 3) == (["q1", "q1", "q3"], ["a", "b", "c"])
+    assert first_pairs([InputFile.describe(source)], spec, 10) == (["q1", "q1", "q3", "q3"], ["a", "b", "c", "d"])
