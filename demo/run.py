@@ -49,11 +49,13 @@ def _summary(out: Path, metrics: dict, report: dict, test_report: dict, seconds:
     table = Table(title=f"demo finished in {seconds / 60:.1f} min", show_header=False)
     table.add_row("held-back test pairs", f"{test.num_rows}")
     table.add_row(
-        "F1 / precision / recall (int8)",
+        f"F1 / precision / recall ({test_report['precision']})",
         f"{held_back.f1:.3f} / {held_back.precision:.3f} / "
         f"{held_back.recall:.3f} at threshold {metrics['threshold']:.3f}",
     )
-    table.add_row("ndcg@10 by query (int8)", f"{ndcg_at_k(test['query'].to_pylist(), labels, scores):.4f}")
+    table.add_row(
+        f"ndcg@10 by query ({test_report['precision']})", f"{ndcg_at_k(test['query'].to_pylist(), labels, scores):.4f}"
+    )
     for precision, variant in manifest["variants"].items():
         p = variant["parity"]
         table.add_row(
