@@ -189,3 +189,12 @@ def test_output_inside_input_directory_is_refused(bert: tuple[Path, Path], pairs
     pq.write_table(pq.read_table(pairs_file), folder / "a.parquet")
     result = invoke("run", folder, "-m", bert[1], "-o", folder / "scores.parquet")
     assert result.exit_code == 2 and f"is inside {folder}, which this command reads" in result.output
+
+
+def test_sessions_run_with_all_cores_and_without_spinning() -> None:
+    from scorer.session import default_threads, session_options
+
+    options = session_options()
+    assert options.intra_op_num_threads == default_threads() and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(3).intra_op_num_threads == 3
