@@ -125,6 +125,15 @@ def _target(name: str, required: str, measured: str, met: bool) -> dict[str, Any
     return {"name": name, "required": required, "measured": measured, "met": bool(met)}
 
 
+def _spearman_target(name: str, quality: dict[str, Any]) -> dict[str, Any]:
+    return _target(name, f">= {MIN_SPEARMAN}", f"{quality['spearman']:.5f}", quality["spearman"] >= MIN_SPEARMAN)
+
+
+def _flips_target(name: str, quality: dict[str, Any]) -> dict[str, Any]:
+    measured = f"{quality['flips']} ({quality['flip_rate']:.2%})"
+    return _target(name, f"<= {MAX_FLIP_RATE:.1%}", measured, quality["flip_rate"] <= MAX_FLIP_RATE)
+
+
 def targets(ratios: dict[str, float], quality: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets for `scorer run` int8, each with its measured figure."""
     delta = quality.get("ndcg_at_10_delta")
@@ -141,24 +150,14 @@ def targets(ratios: dict[str, float], quality: dict[str, Any]) -> list[dict[str,
             f"{ratios['scorer_int8_vs_st_onnx_int8']:.2f}x",
             ratios["scorer_int8_vs_st_onnx_int8"] >= TARGET_VS_ST,
         ),
-        _target(
-            "int8 Spearman vs torch",
-            f">= {MIN_SPEARMAN}",
-            f"{quality['spearman']:.5f}",
-            quality["spearman"] >= MIN_SPEARMAN,
-        ),
+        _spearman_target("int8 Spearman vs torch", quality),
         _target(
             "int8 ndcg@10 vs torch",
             f"within {MAX_NDCG_DELTA}",
             "n/a (no labels)" if delta is None else f"{delta:+.4f}",
             delta is not None and abs(delta) <= MAX_NDCG_DELTA,
         ),
-        _target(
-            "int8 decision flips at 0.5",
-            f"<= {MAX_FLIP_RATE:.1%}",
-            f"{quality['flips']} ({quality['flip_rate']:.2%})",
-            quality["flip_rate"] <= MAX_FLIP_RATE,
-        ),
+        _flips_target("int8 decision flips at 0.5", quality),
     ]
 
 
@@ -177,18 +176,8 @@ def bf16_targets(ratios: dict[str, float], best_torch: str, quality: dict[str, A
             f"{ratios['scorer_auto_vs_best_torch_after_load']:.2f}x",
             ratios["scorer_auto_vs_best_torch_after_load"] >= TARGET_VS_BEST_TORCH_AFTER_LOAD,
         ),
-        _target(
-            "auto Spearman vs torch fp32",
-            f">= {MIN_SPEARMAN}",
-            f"{quality['spearman']:.5f}",
-            quality["spearman"] >= MIN_SPEARMAN,
-        ),
-        _target(
-            "auto decision flips at 0.5 vs torch fp32",
-            f"<= {MAX_FLIP_RATE:.1%}",
-            f"{quality['flips']} ({quality['flip_rate']:.2%})",
-            quality["flip_rate"] <= MAX_FLIP_RATE,
-        ),
+        _spearman_target("auto Spearman vs torch fp32", quality),
+        _flips_target("auto decision flips at 0.5 vs torch fp32", quality),
     ]
 
 

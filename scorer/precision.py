@@ -179,16 +179,19 @@ def synthetic_pairs(pairs: int = 32) -> tuple[list[str], list[str]]:
     return queries, others
 
 
-def timed_probe(artifact: Path, threads: int | None, queries: list[str], others: list[str]) -> Probe:
-    """A probe that loads each variant and scores the given pairs (the run's first ones) through the
+Sample = Callable[[], tuple[list[str], list[str]]]  # the pairs a probe times, read only if it runs
+
+
+def timed_probe(artifact: Path, threads: int | None, sample: Sample) -> Probe:
+    """A probe that loads each variant and scores `sample()`'s pairs (the run's first ones) through the
     `scorer run` path, after a warm-up, alternating the variants for PROBE_ROUNDS rounds; the best round counts."""
     from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
 
-    if not queries:
-        queries, others = synthetic_pairs()
-    pairs = len(queries)
-
     def probe(precisions: list[str]) -> dict[str, float]:
+        queries, others = sample()
+        if not queries:
+            queries, others = synthetic_pairs()
+        pairs = len(queries)
         models = {p: LoadedModel.load(artifact, p, threads) for p in precisions}
         encoded = models[precisions[0]].tokenizer.encode(queries, others)
         best = dict.fromkeys(precisions, 0.0)
@@ -209,7 +212,7 @@ def choose(
     threads: int | None = None,
     probe: Probe | None = None,
     cache_dir: Path | None = None,
-    sample: tuple[list[str], list[str]] = ([], []),
+    sample: Sample = synthetic_pairs,
 ) -> Choice:
     """The variant `scorer run --precision REQUESTED` uses: an explicit one after checking it may run
     here (gate passed, hardware present), or auto's choice (a probe timing `sample`, the run's first pairs)."""
@@ -228,4 +231,4 @@ def choose(
         return Choice("auto", "fp16", "CUDA present: fp16 (int8 on a GPU is ~10x slower)")
     key = cache_key(cpu, threads or default_threads(), sha256_file(Path(artifact) / MANIFEST_NAME))
     cache = (cache_dir or default_cache_dir()) / CACHE_FILE
-    return choose_cpu(manifest, key, cpu, probe or timed_probe(artifact, threads, *sample), cache)
+    return choose_cpu(manifest, key, cpu, probe or timed_probe(artifact, threads, sample), cache)

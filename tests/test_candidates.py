@@ -235,7 +235,7 @@ def test_empty_catalogue_gives_empty_output_with_schema(tmp_path: Path) -> None:
 def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT (MiniLM's tokenizer) exported with the same code as the default embedder."""
     import torch
-    from builders import MINILM
+    from builders import MINILM, TINY
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from scorer.candidates.embedder_export import export_embedder
@@ -243,13 +243,7 @@ def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("embedder")
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    config = BertConfig(vocab_size=tokenizer.vocab_size, **TINY)
     BertModel(config).save_pretrained(root / "base")
     tokenizer.save_pretrained(root / "base")
     return export_embedder(root / "base", root / "onnx")

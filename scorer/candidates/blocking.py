@@ -54,6 +54,22 @@ def _concat(parts: list[Directed]) -> Directed:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _sparse_pairs(
+    catalogue: Catalogue,
+    texts: list[str],
+    k: int,
+    steps: Steps,
+    label: str,
+    terms: Callable[[str], list[str]],
+    top_k: Callable[..., Directed],
+) -> Directed:
+    """A sparse generator's top-k per record: term counts of every text, then `top_k` on each side."""
+    counts = token_counts(terms(text) for text in texts)
+    sides = _sides(catalogue)
+    advance = steps.step(label, sum(len(q) for q, _ in sides))
+    return _concat([top_k(counts, q, d, k, advance) for q, d in sides])
+
+
 class Steps:
     """Progress bars for the long steps (disabled when not wanted)."""
 
@@ -82,10 +98,9 @@ def run_generators(
     seconds: dict[str, float] = {}
     if "lexical" in generators:
         start = time.perf_counter()
-        counts = token_counts(weighted_tokens(text) for text in texts)
-        sides = _sides(catalogue)
-        advance = steps.step("lexical (BM25)", sum(len(q) for q, _ in sides))
-        directed["lexical"] = _concat([lexical_pairs(counts, q, d, k, advance) for q, d in sides])
+        directed["lexical"] = _sparse_pairs(
+            catalogue, texts, k, steps, "lexical (BM25)", weighted_tokens, lexical_pairs
+        )
         seconds["lexical"] = time.perf_counter() - start
     if "keys" in generators:
         start = time.perf_counter()
@@ -108,10 +123,9 @@ def run_generators(
         seconds["embedding"] = time.perf_counter() - start
     if "trigram" in generators:
         start = time.perf_counter()
-        counts = token_counts(char_trigrams(text) for text in texts)
-        sides = _sides(catalogue)
-        advance = steps.step("trigram (TF-IDF)", sum(len(q) for q, _ in sides))
-        directed["trigram"] = _concat([trigram_pairs(counts, q, d, k, advance) for q, d in sides])
+        directed["trigram"] = _sparse_pairs(
+            catalogue, texts, k, steps, "trigram (TF-IDF)", char_trigrams, trigram_pairs
+        )
         seconds["trigram"] = time.perf_counter() - start
     start = time.perf_counter()
     result.pair_keys, result.mask = merge(directed, len(catalogue))
