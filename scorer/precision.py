@@ -21,6 +21,7 @@ from typing import Any
 
 from scorer.artifact import MANIFEST_NAME, Manifest, Variant, load_manifest, sha256_file
 from scorer.errors import InputError
+from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
 from scorer.openvino_backend import OPENVINO, openvino_available
 from scorer.session import cuda_available, default_threads
 
@@ -182,28 +183,35 @@ def synthetic_pairs(pairs: int = 32) -> tuple[list[str], list[str]]:
 Sample = Callable[[], tuple[list[str], list[str]]]  # the pairs a probe times, read only if it runs
 
 
-def timed_probe(artifact: Path, threads: int | None, sample: Sample) -> Probe:
+class TimedProbe:
     """A probe that loads each variant and scores `sample()`'s pairs (the run's first ones) through the
-    `scorer run` path, after a warm-up, alternating the variants for PROBE_ROUNDS rounds; the best round counts."""
-    from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
+    `scorer run` path, after a warm-up, alternating the variants for PROBE_ROUNDS rounds; the best round counts.
+    It keeps the variants it loaded, so the run takes the winner's (loaded and warm) instead of loading it again."""
 
-    def probe(precisions: list[str]) -> dict[str, float]:
-        queries, others = sample()
+    def __init__(self, artifact: Path, threads: int | None, sample: Sample) -> None:
+        self.artifact, self.threads, self.sample = artifact, threads, sample
+        self.loaded: dict[str, LoadedModel] = {}
+
+    def __call__(self, precisions: list[str]) -> dict[str, float]:
+        queries, others = self.sample()
         if not queries:
             queries, others = synthetic_pairs()
         pairs = len(queries)
-        models = {p: LoadedModel.load(artifact, p, threads) for p in precisions}
-        encoded = models[precisions[0]].tokenizer.encode(queries, others)
+        self.loaded = {p: LoadedModel.load(self.artifact, p, self.threads) for p in precisions}
+        encoded = self.loaded[precisions[0]].tokenizer.encode(queries, others)
         best = dict.fromkeys(precisions, 0.0)
         for round_index in range(PROBE_ROUNDS + 1):  # round 0 warms up
-            for precision, model in models.items():
+            for precision, model in self.loaded.items():
                 start = time.perf_counter()
                 model.score_encoded(encoded, DEFAULT_BATCH_TOKENS)
                 rate = pairs / (time.perf_counter() - start)
                 best[precision] = max(best[precision], rate) if round_index else 0.0
         return best
 
-    return probe
+    def take(self, precision: str) -> LoadedModel | None:
+        """The loaded `precision` if the probe ran it (the others are released), else None."""
+        model, self.loaded = self.loaded.get(precision), {}
+        return model
 
 
 def choose(
@@ -212,10 +220,9 @@ def choose(
     threads: int | None = None,
     probe: Probe | None = None,
     cache_dir: Path | None = None,
-    sample: Sample = synthetic_pairs,
 ) -> Choice:
     """The variant `scorer run --precision REQUESTED` uses: an explicit one after checking it may run
-    here (gate passed, hardware present), or auto's choice (a probe timing `sample`, the run's first pairs)."""
+    here (gate passed, hardware present), or auto's choice (`probe`, by default timing synthetic pairs)."""
     manifest = load_manifest(artifact)
     cpu = cpu_info()
     if requested != "auto":
@@ -231,4 +238,4 @@ def choose(
         return Choice("auto", "fp16", "CUDA present: fp16 (int8 on a GPU is ~10x slower)")
     key = cache_key(cpu, threads or default_threads(), sha256_file(Path(artifact) / MANIFEST_NAME))
     cache = (cache_dir or default_cache_dir()) / CACHE_FILE
-    return choose_cpu(manifest, key, cpu, probe or timed_probe(artifact, threads, sample), cache)
+    return choose_cpu(manifest, key, cpu, probe or TimedProbe(artifact, threads, synthetic_pairs), cache)

@@ -15,7 +15,7 @@ from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
-from scorer.precision import PROBE_PAIRS
+from scorer.precision import PROBE_PAIRS, TimedProbe
 from scorer.precision import choose as choose_precision
 from scorer.reader import (
     ON_NULL,
@@ -178,9 +178,12 @@ def run(
         check_no_nulls(sources, (query_col, documents_col or candidate_col))
     spec = WindowSpec(query_col, candidate_col, PROBE_PAIRS, documents_col, labels_col, max_documents)
     # auto's probe, if it runs, times the run's own first pairs
-    choice = choose_precision(precision, artifact, threads, sample=lambda: first_pairs(sources, spec, PROBE_PAIRS))
+    probe = TimedProbe(artifact, threads, lambda: first_pairs(sources, spec, PROBE_PAIRS))
+    choice = choose_precision(precision, artifact, threads, probe)
     click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
-    model = LoadedModel.load(artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30)))
+    model = probe.take(choice.precision) or LoadedModel.load(
+        artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30))
+    )
     profile = model.profile
     reused_scores = load_previous(reused_files, model.identity)
     reused_sources = [InputFile.describe(path) for path in reused_files]

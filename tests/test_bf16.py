@@ -18,6 +18,7 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from scorer import precision as selection
+from scorer import run_cmd
 from scorer.artifact import Manifest, Variant, load_manifest
 from scorer.errors import InputError
 from scorer.metrics import decision_flips, spearman
@@ -303,14 +304,26 @@ def test_auto_probes_the_runs_own_first_pairs(
     pq.write_table(nulls, source)
     seen: list[tuple[list[str], list[str]]] = []
 
-    def probe(artifact: Path, threads: int | None, sample: selection.Sample) -> selection.Probe:
-        seen.append(sample())  # what the probe would time, whether or not this artifact needs one
-        return lambda precisions: {p: float(len(p)) for p in precisions}
+    class Probe(selection.TimedProbe):
+        def take(self, precision: str) -> None:
+            seen.append(self.sample())  # what the probe would time, whether or not this artifact needs one
 
-    monkeypatch.setattr(selection, "timed_probe", probe)
+    monkeypatch.setattr(run_cmd, "TimedProbe", Probe)
     monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
     result = invoke("run", source, "-m", bert[1], "-o", tmp_path / "out.parquet", "--on-null", "null")
     assert result.exit_code == 0, result.output
     (queries, others), *_ = seen
     assert len(queries) == selection.PROBE_PAIRS == 256  # the first 256 pairs without a null text
     assert queries == table["query"].to_pylist()[1:257] and others == table["candidate"].to_pylist()[1:257]
+
+
+def test_timed_probe_hands_the_winner_to_the_run(bert: tuple[Path, Path]) -> None:
+    probe = selection.TimedProbe(bert[1], 1, selection.synthetic_pairs)
+    rates = probe(["fp32", "int8"])
+    assert set(rates) == {"fp32", "int8"} and min(rates.values()) > 0
+    winner = probe.take("int8")
+    assert winner is not None and winner.precision == "int8"
+    assert probe.take("fp32") is None  # the others were released with the first take
+    queries, candidates = selection.synthetic_pairs()
+    fresh = LoadedModel.load(bert[1], "int8", 1).score(queries, candidates)
+    assert np.array_equal(winner.score(queries, candidates), fresh)  # a warm model scores like a fresh one
