@@ -18,6 +18,7 @@ from scorer.candidates.lexical import lexical_pairs, max_df, token_counts
 from scorer.candidates.neighbours import knn_pairs
 from scorer.candidates.text import char_trigrams, keys, product_name, title_tokens, weighted_tokens
 from scorer.candidates.trigram import tfidf, trigram_pairs
+from scorer.candidates.truth import group_recall
 
 TITLES = [
     "Sony DSC-W310 camera black",
@@ -116,6 +117,7 @@ def test_exact_pairs_and_report(tmp_path: Path) -> None:
     assert data["reduction_ratio"] == pytest.approx(1 - 2 / 15)
     assert data["true_pairs"] == 2 and data["true_pairs_found"] == 1
     assert data["blocking_recall"] == pytest.approx(0.5)
+    assert data["group_recall"] == pytest.approx(0.5)  # p4-p5 has no path
     assert data["recall_by_generator"] == {"lexical": 0.5, "keys": 0.5}
     assert data["estimated_scoring"]["seconds"] is None
     with_rate = tmp_path / "rate.json"
@@ -137,6 +139,16 @@ def test_exact_pairs_and_report(tmp_path: Path) -> None:
     assert candidates(source, "-o", out, "--k", "1", "--generators", "trigram").exit_code == 0
     # "sony dscw310 digital camera" shares no word with "Sony DSC-W310 camera black" but most trigrams
     assert ("p0", "p1", "trigram") in pairs(out) and ("p2", "p3", "trigram") in pairs(out)
+
+
+def test_group_recall_follows_only_true_pairs() -> None:
+    n = 5
+    key = lambda a, b: a * n + b
+    truth = np.array(sorted([key(0, 1), key(0, 2), key(1, 2), key(3, 4)]))
+    chain = np.array(sorted([key(0, 1), key(1, 2)]))  # (0, 2) not a candidate, but joined through 1
+    assert group_recall(truth, chain, n) == pytest.approx(3 / 4)  # (3, 4) has no path
+    through_other = np.array(sorted([key(0, 3), key(3, 2), key(3, 4)]))  # 3 is not in 0's group
+    assert group_recall(truth, through_other, n) == pytest.approx(1 / 4)
 
 
 def test_cap_per_record_and_each_pair_once(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def candidates(
     seconds["total"] = time.perf_counter() - start
     result = build_report(catalogue, blocking, generators, k, estimate, seconds)
     if truth_keys is not None:
-        result.update(blocking_quality(truth_keys, blocking.pair_keys, blocking.mask, generators))
+        result.update(blocking_quality(truth_keys, blocking.pair_keys, blocking.mask, generators, len(catalogue)))
     if report is not None:
         write_text_atomic(report, json.dumps(result, indent=2) + "\n")
     click.echo(f"{summary(result)}\n-> {output}", err=True)

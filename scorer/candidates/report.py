@@ -77,6 +77,7 @@ def summary(report: dict[str, Any]) -> str:
     if "blocking_recall" in report and report["blocking_recall"] is not None:
         lines.append(
             f"blocking recall {report['blocking_recall']:.4f} "
-            f"({report['true_pairs_found']:,} of {report['true_pairs']:,} true pairs)"
+            f"({report['true_pairs_found']:,} of {report['true_pairs']:,} true pairs); "
+            f"group recall {report['group_recall']:.4f} (true pairs joined by a path of found true pairs)"
         )
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 The truth file is Parquet with columns `id` and `group`; records of one group are duplicates of each
 other. Catalogue records absent from it are singletons; ids absent from the catalogue are ignored.
 Blocking recall is the share of true duplicate pairs (in link mode: across the two catalogues) that
-the candidates hold.
+the candidates hold. Group recall is the share whose two records are joined by a path of true candidate
+pairs: what transitive grouping (`scorer group`) can still put together with a perfect scorer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from scorer.candidates.catalogue import Catalogue
 from scorer.candidates.pairs import GENERATORS, block_pairs, contains, sorted_unique
@@ -49,10 +52,26 @@ def true_pair_keys(path: Path, catalogue: Catalogue) -> np.ndarray:
     return sorted_unique(a[keep] * len(catalogue) + b[keep])
 
 
+def group_recall(truth: np.ndarray, pair_keys: np.ndarray, n: int) -> float | None:
+    """Share of the true pairs whose records are connected by candidate pairs that are true pairs themselves
+    (paths stay inside a true group). Keys sorted, a * n + b.
+
+    >>> group_recall(np.array([1, 2, 5]), np.array([1, 5]), n=3)  # (0,1), (1,2) found, so (0,2) is reachable
+    1.0
+    """
+    if not len(truth):
+        return None
+    edges = truth[contains(pair_keys, truth)]
+    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges // n, edges % n)), shape=(n, n))
+    component = connected_components(graph, directed=False)[1]
+    return float((component[truth // n] == component[truth % n]).mean())
+
+
 def blocking_quality(
-    truth: np.ndarray, pair_keys: np.ndarray, mask: np.ndarray, generators: list[str]
+    truth: np.ndarray, pair_keys: np.ndarray, mask: np.ndarray, generators: list[str], n: int
 ) -> dict[str, object]:
-    """Recall of the candidates, and of each generator's own pairs, on the true pairs (keys sorted)."""
+    """Recall of the candidates, and of each generator's own pairs, on the true pairs (keys sorted), and the
+    group recall of the candidates (n records)."""
 
     def recall(keys: np.ndarray) -> float | None:
         return float(contains(keys, truth).mean()) if len(truth) else None
@@ -61,6 +80,7 @@ def blocking_quality(
         "true_pairs": len(truth),
         "true_pairs_found": int(contains(pair_keys, truth).sum()),
         "blocking_recall": recall(pair_keys),
+        "group_recall": group_recall(truth, pair_keys, n),
         "recall_by_generator": {
             name: recall(pair_keys[(mask & (1 << GENERATORS.index(name))) != 0]) for name in generators
         },
