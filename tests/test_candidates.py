@@ -244,21 +244,75 @@ def test_empty_catalogue_gives_empty_output_with_schema(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT (MiniLM's tokenizer) exported with the same code as the default embedder."""
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT encoder (MiniLM's tokenizer) saved as a transformers directory."""
     import torch
     from builders import MINILM, TINY
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from scorer.candidates.embedder_export import export_embedder
-
-    root = tmp_path_factory.mktemp("embedder")
+    root = tmp_path_factory.mktemp("base")
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, **TINY)
-    BertModel(config).save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
-    return export_embedder(root / "base", root / "onnx")
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY)).save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That encoder exported with the same code as the default embedder."""
+    from scorer.candidates.embedder_export import export_embedder
+
+    return export_embedder(tiny_base, tmp_path_factory.mktemp("embedder") / "onnx")
+
+
+@pytest.fixture(scope="module")
+def cls_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentence-transformers model over the tiny encoder with CLS pooling (as BGE-style embedders use)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    word = models.Transformer(str(tiny_base), max_seq_length=64)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="cls")
+    path = tmp_path_factory.mktemp("st") / "cls-model"
+    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(path))
+    return path
+
+
+def test_embedder_of_a_cls_model_matches_sentence_transformers(cls_model: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from scorer.candidates.embedder import Embedder
+    from scorer.candidates.embedder_export import export_embedder
+
+    directory = export_embedder(cls_model, tmp_path / "onnx", quantize=False)
+    embedder = Embedder(directory, 1)
+    assert embedder.pooling == "cls" and embedder.manifest["base_model"] == str(cls_model.resolve())
+    texts = ["red phone case", "Blue USB-C cable 2m", "x"]
+    ours, _ = embedder.encode(texts)
+    reference = SentenceTransformer(str(cls_model), device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.abs(ours - reference).max() < 1e-5
+
+
+def test_embedder_model_option_exports_once_and_checks_the_directory(
+    cls_model: Path, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    source = catalogue(tmp_path / "cat.parquet", [f"{w} phone case {i}" for i, w in enumerate(["red", "blue"] * 3)])
+    args = ("--generators", "embedding", "--k", "2")
+    result = candidates(source, "-o", tmp_path / "a.parquet", "--embedder-model", cls_model, *args)
+    assert result.exit_code == 0, result.output
+    (exported,) = (tmp_path / "cache" / "product-scorer" / "embedders").iterdir()
+    assert json.loads((exported / "embedder.json").read_text())["pooling"] == "cls"
+    assert pq.read_table(tmp_path / "a.parquet").num_rows >= 6  # 2 neighbours of each of 6 records
+    other = candidates(
+        source, "-o", tmp_path / "b.parquet", "--embedder", exported, "--embedder-model", tiny_base, *args
+    )
+    assert other.exit_code == 2 and "holds an embedder of" in other.output
+    assert not (tmp_path / "b.parquet").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = candidates(source, "-o", tmp_path / "c.parquet", "--embedder-model", "no-such/model", *args)
+    assert missing.exit_code == 2 and "no-such/model" in missing.output
+    assert not (tmp_path / "c.parquet").exists()
 
 
 def test_embedding_generator_without_torch(tmp_path: Path, tiny_embedder: Path) -> None:

@@ -31,23 +31,38 @@ def _generators(value: str) -> list[str]:
     return [name for name in GENERATORS if name in names]
 
 
-def _embedder(directory: Path | None, threads: int | None) -> Embedder:
-    """Load the ONNX embedder; export the default one (torch needed once) where it does not exist yet."""
-    from scorer.candidates.embedder_export import default_base_model, default_embedder_dir, export_embedder
+def _embedder(directory: Path | None, model: str | None, threads: int | None) -> Embedder:
+    """Load the ONNX embedder; export it from `model` (default all-MiniLM-L6-v2; torch needed once) where it
+    does not exist yet."""
+    from scorer.candidates.embedder_export import (
+        default_base_model,
+        default_embedder_dir,
+        export_embedder,
+        model_identity,
+    )
 
-    directory = directory or default_embedder_dir()
+    directory = directory or default_embedder_dir(model)
     if directory.exists() and not is_embedder_dir(directory):
         raise InputError(f"{directory}: not an embedder directory (remove it, or give another --embedder)")
     if not directory.exists():
-        click.echo(f"exporting all-MiniLM-L6-v2 to ONNX in {directory} (first use only)", err=True)
+        click.echo(f"exporting {model or 'all-MiniLM-L6-v2'} to ONNX in {directory} (first use only)", err=True)
         try:
-            export_embedder(default_base_model(), directory)
+            export_embedder(model or default_base_model(), directory)
         except ImportError as exc:
             raise click.ClickException(
                 f"cannot export the embedder ({exc}): install the `torch` and `offline` extras, "
                 "give an exported --embedder DIR, or skip embeddings with --generators lexical,keys,trigram"
             ) from None
-    return Embedder(directory, threads)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"--embedder-model {model}: cannot export it ({first})") from None
+    loaded = Embedder(directory, threads)
+    if model is not None and loaded.manifest.get("base_model") != model_identity(model):
+        raise InputError(
+            f"--embedder {directory} holds an embedder of {loaded.manifest.get('base_model')}, not of "
+            f"--embedder-model {model} (give another --embedder directory)"
+        )
+    return loaded
 
 
 @click.command()
@@ -74,7 +89,13 @@ def _embedder(directory: Path | None, threads: int | None) -> Embedder:
     "--embedder",
     type=click.Path(path_type=Path),
     default=None,
-    help="ONNX embedder directory; exported there from all-MiniLM-L6-v2 if missing [user cache].",
+    help="ONNX embedder directory; exported there from --embedder-model if missing [user cache].",
+)
+@click.option(
+    "--embedder-model",
+    default=None,
+    help="Sentence-transformers model (directory or hub name) to embed with, e.g. a multilingual one "
+    "[all-MiniLM-L6-v2, offline].",
 )
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="Parquet of (id, group): report recall.")
 @click.option(
@@ -97,6 +118,7 @@ def candidates(
     against: tuple[str, ...],
     generators_spec: str,
     embedder: Path | None,
+    embedder_model: str | None,
     truth: Path | None,
     pairs_per_s: float | None,
     threads: int | None,
@@ -120,7 +142,9 @@ def candidates(
         check_file_target(report, reads, "--report")
     catalogue = read_catalogue(files, against_files, id_col, text_col)
     truth_keys = true_pair_keys(truth, catalogue) if truth else None
-    model = _embedder(embedder, threads) if "embedding" in generators and catalogue.possible_pairs else None
+    model = (
+        _embedder(embedder, embedder_model, threads) if "embedding" in generators and catalogue.possible_pairs else None
+    )
     seconds = {"read": time.perf_counter() - start}
     show = sys.stderr.isatty() if progress is None else progress
     with Progress(console=Console(stderr=True), disable=not show, transient=True) as bars:

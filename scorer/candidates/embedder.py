@@ -27,6 +27,7 @@ MANIFEST = "embedder.json"
 MAX_LENGTH = 64  # titles: longer texts are truncated
 WINDOW = 8192  # texts tokenized and sorted together
 BATCH_TOKENS = 4096  # padded tokens per batch
+POOLINGS = ("mean", "cls")
 
 
 def file_sha256(path: Path) -> str:
@@ -70,6 +71,9 @@ class Embedder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(self.manifest.get("max_length", MAX_LENGTH)))
         self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.pooling = self.manifest.get("pooling", "mean")
+        if self.pooling not in POOLINGS:
+            raise InputError(f"{directory / MANIFEST}: unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)})")
         self.stats = EncodeStats()
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
@@ -81,8 +85,11 @@ class Embedder:
             mask[row, : len(tokens)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         (states,) = self.session.run(None, {name: feeds[name] for name in self.input_names})[:1]
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
     def token_lengths(self, texts: Sequence[str]) -> np.ndarray:

