@@ -31,7 +31,8 @@ CACHE_FILE = "precision.json"
 # Measured: ONNX Runtime fp32 ran at 0.42x (MiniLM) and 0.49x (mmBERT-small) int8 on AMD EPYC, 0.70x on an AMX Xeon.
 FP32_FALLBACK = "fp32 runs only when no faster variant passed its gate"
 FP32_VARIANTS = ("fp32", "fp32-openvino")  # ONNX Runtime's and OpenVINO's: the probe picks between them
-PROBE_ROUNDS = 2
+PROBE_ROUNDS = 2  # timed rounds at most, after a warm-up round
+CLEAR_LEAD = 1.15  # the probe stops after a timed round where the fastest leads every other by this factor
 # The probe times the run's own first pairs (speed depends on their shapes): 32 synthetic short titles chose
 # int8 at 295 against bf16 263 pairs/s, where the run of 10k real pairs then took 47.8 s in int8 and 31.1 s in
 # bf16 (MiniLM with layers 0-1 in fp32, AMD EPYC). Synthetic titles remain for an input with no pairs.
@@ -183,9 +184,20 @@ def synthetic_pairs(pairs: int = 32) -> tuple[list[str], list[str]]:
 Sample = Callable[[], tuple[list[str], list[str]]]  # the pairs a probe times, read only if it runs
 
 
+def clear_lead(rates: dict[str, float]) -> bool:
+    """Whether the fastest rate is at least CLEAR_LEAD times every other.
+
+    >>> clear_lead({"bf16": 326.0, "int8": 242.0}), clear_lead({"bf16": 326.0, "int8": 300.0})
+    (True, False)
+    """
+    first, *others = sorted(rates.values(), reverse=True)
+    return all(first >= CLEAR_LEAD * other for other in others)
+
+
 class TimedProbe:
     """A probe that loads each variant and scores `sample()`'s pairs (the run's first ones) through the
-    `scorer run` path, after a warm-up, alternating the variants for PROBE_ROUNDS rounds; the best round counts.
+    `scorer run` path, after a warm-up, alternating the variants for up to PROBE_ROUNDS rounds (fewer once one
+    leads by CLEAR_LEAD: a close call gets more time); each variant's best round counts.
     It keeps the variants it loaded, so the run takes the winner's (loaded and warm) instead of loading it again."""
 
     def __init__(self, artifact: Path, threads: int | None, sample: Sample) -> None:
@@ -206,6 +218,8 @@ class TimedProbe:
                 model.score_encoded(encoded, DEFAULT_BATCH_TOKENS)
                 rate = pairs / (time.perf_counter() - start)
                 best[precision] = max(best[precision], rate) if round_index else 0.0
+            if round_index and clear_lead(best):
+                break
         return best
 
     def take(self, precision: str) -> LoadedModel | None:

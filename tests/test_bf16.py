@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -327,3 +328,21 @@ def test_timed_probe_hands_the_winner_to_the_run(bert: tuple[Path, Path]) -> Non
     queries, candidates = selection.synthetic_pairs()
     fresh = LoadedModel.load(bert[1], "int8", 1).score(queries, candidates)
     assert np.array_equal(winner.score(queries, candidates), fresh)  # a warm model scores like a fresh one
+
+
+@pytest.mark.parametrize(("seconds", "rounds"), [({"fp32": 0.3, "int8": 0.1}, 2), ({"fp32": 0.1, "int8": 0.1}, 3)])
+def test_timed_probe_stops_early_on_a_clear_lead(
+    bert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, seconds: dict[str, float], rounds: int
+) -> None:
+    calls: list[str] = []
+    clock = [0.0]  # a fake clock: scoring takes exactly `seconds` per variant
+
+    def score_encoded(self: LoadedModel, encoded: object, batch_tokens: int | None = None) -> None:
+        calls.append(self.precision)
+        clock[0] += seconds[self.precision]
+
+    monkeypatch.setattr(LoadedModel, "score_encoded", score_encoded)
+    monkeypatch.setattr(selection, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    rates = selection.TimedProbe(bert[1], 1, selection.synthetic_pairs)(["fp32", "int8"])
+    assert calls == ["fp32", "int8"] * rounds  # warm-up, then timed rounds until one leads by CLEAR_LEAD
+    assert rates["int8"] / rates["fp32"] == pytest.approx(seconds["fp32"] / seconds["int8"])
