@@ -1,6 +1,8 @@
 """Pairs the parity gate scores: a user's Parquet file, or a built-in set of varied product-title pairs
 (shelf abbreviations, several languages, near-duplicates, unrelated products, pairs longer than 128
-tokens), which sorted into token-budget batches also gives batches with heavy padding."""
+tokens), which sorted into token-budget batches also gives batches with heavy padding. The calibrated
+int8 recipes fit their statistics on other pairs (`fitting_pairs`), so the gate never grades a recipe on
+the pairs it was fitted to."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from scorer.reader import open_inputs
 
 BUILTIN_PAIRS = 1000
 BUILTIN_SEED = 20261126
+FITTING_SEED = 20261127
 
 
 def load_calibration(
@@ -35,3 +38,14 @@ def load_calibration(
     if not queries:
         raise InputError(f"{path}: the calibration set is empty")
     return queries, candidates
+
+
+def fitting_pairs(gate: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+    """Built-in pairs (another seed) for the calibrated int8 recipes to fit on, less any pair the gate scores."""
+    from samples.catalogue import sample_pairs
+
+    table = sample_pairs(BUILTIN_PAIRS, seed=FITTING_SEED)
+    graded = set(zip(*gate, strict=True))
+    kept = [pair for pair in zip(table["query"].to_pylist(), table["candidate"].to_pylist(), strict=True)]
+    kept = [pair for pair in kept if pair not in graded]
+    return [q for q, _ in kept], [c for _, c in kept]

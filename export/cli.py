@@ -98,7 +98,9 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
     default="auto",
     show_default=True,
     help="int8 activation scales to try, fastest first; the first that passes the gate is kept. auto: "
-    "per-token-mixed, per-token, then per-token with early layers in fp32; per-tensor only when asked.",
+    "per-token-mixed, per-token, both again calibrated (smoothing, GPTQ rounding; fitted on built-in pairs "
+    "other than the gate's), then per-token with early layers' FFN, then whole layers, in fp32; "
+    "per-tensor only when asked.",
 )
 @gate_options
 def export(

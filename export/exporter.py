@@ -20,16 +20,20 @@ import numpy as np
 from sentence_transformers.cross_encoder import CrossEncoder
 from tokenizers import Tokenizer
 
+from export.calibration import fitting_pairs
 from export.fp16 import convert_fp16
 from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
+from scorer.batching import pad_batch, plan_batches
 from scorer.errors import GateError
+from scorer.model import DEFAULT_BATCH_TOKENS
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
+from scorer.tokenize import PairTokenizer
 from scorer.versions import installed_versions
 
 VERSIONED = (
@@ -44,6 +48,13 @@ VERSIONED = (
 )
 # OpenVINO variants: their failed gate is recorded (auto never picks them) but does not stop the export
 ADVISORY = ("bf16", "fp32-openvino")
+# every layer int8, calibrated: LayerNorm and FFN-out smoothing (alpha 0.5) and GPTQ weight rounding, fitted
+# on pairs other than the gate's (benchmarks/results/int8-calibrated/notes.md: on the hard MiniLM case 8 (mixed)
+# and 4 flips of 1000, where the plain schemes flipped 8 and 11); both schemes share one calibration
+CALIBRATED = (
+    Int8Recipe("per-token-mixed", smooth_alpha=0.5, rounding="gptq"),
+    Int8Recipe("per-token", smooth_alpha=0.5, rounding="gptq"),
+)
 
 
 @dataclass
@@ -57,15 +68,22 @@ class ExportResult:
 
 def int8_recipes(layers: list[int], activations: str = "auto") -> list[Int8Recipe]:
     """Candidate int8 recipes, fastest first. auto: per-token (mixed, then asymmetric) everywhere, then
-    per-token with the first layers kept in fp32 one by one (where activation outliers live), up to half
-    of the encoder. ONNX Runtime's per-tensor scheme is tried only when asked for: on trained product
-    models it passes a 0.5% flip gate only by chance (NOTES 12), so auto never starts with it. SmoothQuant
-    smoothing was built, measured and left out: it never turned a failing recipe into a passing one
-    (benchmarks/results/int8-smoothquant/notes.md)."""
+    per-token-mixed and per-token everywhere calibrated on built-in fitting pairs, never the gate's (smoothing of the LayerNorm
+    and FFN-out outlier channels, GPTQ weight rounding: an elementwise Mul per smoothed site), then per-token with the
+    first layers kept in fp32 one by one (where activation outliers live), up to half of the encoder: for
+    each count, first only their feed-forward MatMuls (faster), then the whole layers.
+    ONNX Runtime's per-tensor scheme is tried only when asked for: on trained product models it passes a
+    0.5% flip gate only by chance (NOTES 12), so auto never starts with it. LayerNorm smoothing alone never
+    turned a failing recipe into a passing one (benchmarks/results/int8-smoothquant/notes.md); with the
+    FFN-out smoothing and GPTQ rounding it did (benchmarks/results/int8-calibrated/notes.md)."""
     if activations == "per-tensor":
         return [Int8Recipe("per-tensor")]
-    kept = [Int8Recipe("per-token", tuple(layers[:k])) for k in range(1, len(layers) // 2 + 1)]
-    recipes = [Int8Recipe("per-token-mixed"), Int8Recipe("per-token"), *kept]
+    kept = [
+        Int8Recipe("per-token", tuple(layers[:k]), fp32_parts=parts)
+        for k in range(1, len(layers) // 2 + 1)
+        for parts in ("ffn", "layer")
+    ]
+    recipes = [Int8Recipe("per-token-mixed"), Int8Recipe("per-token"), *CALIBRATED, *kept]
     return [recipe for recipe in recipes if activations in ("auto", recipe.activations)]
 
 
@@ -179,15 +197,31 @@ class Exporter:
         if not result.parity[precision]["passed"]:
             self.log(f"  {precision} failed its gate: recorded in the manifest, never chosen by --precision auto")
 
+    def _calibration_batches(self, queries: list[str], candidates: list[str]) -> list[dict[str, np.ndarray]]:
+        """The calibration pairs as model inputs, in `scorer run`'s tokenization, batches and padding."""
+        assert self.manifest is not None
+        tokenizer = PairTokenizer.from_artifact(self.staging, self.manifest)
+        encoded = tokenizer.encode(queries, candidates)
+        return [
+            pad_batch(encoded.ids, encoded.type_ids, batch, self.manifest.pad_token_id)
+            for batch in plan_batches(encoded.lengths, DEFAULT_BATCH_TOKENS)
+        ]
+
     def _int8(
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
     ) -> dict[str, Any]:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
+        calibration: list[dict[str, np.ndarray]] | None = None
+        cache: dict = {}
         for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
-            quantize_int8(raw, path, recipe, self.architecture)
+            if recipe.calibrated and calibration is None:  # fitted on other pairs than the gate's
+                calibration = self._calibration_batches(*fitting_pairs((queries, candidates)))
+            done = quantize_int8(raw, path, recipe, self.architecture, calibration, cache)
+            if done:
+                self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))
             self._add_variant("int8", path, recipe.to_dict())
             parity = self._check("int8", reference, queries, candidates)
             result.int8_attempts.append({"recipe": recipe.to_dict(), **parity})

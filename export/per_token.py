@@ -19,12 +19,13 @@ Activations out of GELU / GeGLU (one-sided) keep the asymmetric scheme.
 
 `W_q` is int8 per output channel with 7 bits (|W_q| <= 63), so AVX2's u8 x s8 multiply-add
 (vpmaddubsw adds pairs of products in int16) cannot saturate: 2 * 255 * 63 < 32767. MatMuls that
-read the same activation (Q, K and V) share one quantization of it.
+read the same activation (Q, K and V) share one quantization of it. `weights` may bring a weight's int8
+values already rounded on that grid (`export.smoothing`'s GPTQ rounding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +113,20 @@ class _Builder:
         self.cache[(x, k)] = _Quantized(values, column, offset)
         return self.cache[(x, k)]
 
-    def matmul(self, node: onnx.NodeProto, weight: np.ndarray, symmetric: bool) -> None:
-        """Replace `node` (x @ weight) with its per-token int8 form."""
+    def matmul(
+        self,
+        node: onnx.NodeProto,
+        weight: np.ndarray,
+        symmetric: bool,
+        rounded: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Replace `node` (x @ weight) with its per-token int8 form (`rounded`: the weight's int8 values and
+        column scales, when already chosen)."""
         self.count += 1
         p = f"pt_m{self.count}_"
         k, n = weight.shape
         q = self.quantize(node.input[0], k, symmetric)
-        quantized, col_scale = _quantize_weight(weight)
+        quantized, col_scale = rounded if rounded is not None else _quantize_weight(weight)
         wq = self.initializer(p + "wq", quantized)
         ws = self.initializer(p + "ws", col_scale)
         if q.offset is None:
@@ -149,10 +157,16 @@ class _Builder:
 
 
 def quantize_per_token(
-    fp32_path: Path, out_path: Path, skip: Callable[[onnx.NodeProto], bool], symmetric: bool = False
+    fp32_path: Path,
+    out_path: Path,
+    skip: Callable[[onnx.NodeProto], bool],
+    symmetric: bool = False,
+    weights: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> int:
     """Rewrite every MatMul whose B is a 2-D float initializer (unless `skip(node)`); returns how many.
-    `symmetric`: centred activations (made by an op in `CENTRED`) get symmetric row scales."""
+    `symmetric`: centred activations (made by an op in `CENTRED`) get symmetric row scales. `weights`:
+    int8 values and column scales by weight name, used instead of rounding to nearest."""
+    weights = weights or {}
     model = onnx.load(str(fp32_path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
@@ -164,7 +178,7 @@ def quantize_per_token(
             builder.nodes.append(node)
             continue
         centred = symmetric and producers.get(node.input[0]) in CENTRED
-        builder.matmul(node, numpy_helper.to_array(weight), centred)
+        builder.matmul(node, numpy_helper.to_array(weight), centred, weights.get(weight.name))
     del graph.node[:]
     graph.node.extend(builder.nodes)
     used = {name for node in graph.node for name in node.input}

@@ -138,5 +138,8 @@ def test_an_int8_gate_that_nothing_passes_tries_every_recipe(bert: tuple[Path, P
     assert tried == [
         "per-token-mixed activations, layers kept fp32: none",
         "per-token activations, layers kept fp32: none",
+        "per-token-mixed activations, smoothed (alpha 0.5), gptq weight rounding, layers kept fp32: none",
+        "per-token activations, smoothed (alpha 0.5), gptq weight rounding, layers kept fp32: none",
+        "per-token activations, layers kept fp32: 0 (feed-forward MatMuls only)",
         "per-token activations, layers kept fp32: 0",  # 2 layers: up to half kept in fp32
     ]

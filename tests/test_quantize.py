@@ -110,11 +110,35 @@ def test_fp32_layers_are_left_alone(bert: tuple[Path, Path], tmp_path: Path) -> 
     assert sum(n.op_type == "MatMulIntegerToFloat" for n in model.graph.node) == 6  # layer 1: q k v o in out
 
 
+def test_fp32_feed_forward_parts_only(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    from export.onnx_graph import export_raw
+
+    raw = export_raw(bert[0], tmp_path)
+    out = tmp_path / "int8.onnx"
+    recipe = Int8Recipe("per-token", fp32_layers=(0,), fp32_parts="ffn")
+    quantize_int8(raw, out, recipe)
+    assert recipe.to_dict()["fp32_parts"] == "ffn" and "fp32_parts" not in Int8Recipe("per-token").to_dict()
+    model = onnx.load(str(out))
+    weights = {i.name for i in model.graph.initializer}
+    plain = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    assert sorted(plain) == [
+        "/bert/encoder/layer.0/intermediate/dense/MatMul",
+        "/bert/encoder/layer.0/output/dense/MatMul",
+    ]
+    assert sum(n.op_type == "MatMulIntegerToFloat" for n in model.graph.node) == 10  # layer 0: q k v o; layer 1: all
+
+
 def test_recipes_go_from_fastest_to_most_conservative() -> None:
     recipes = int8_recipes(list(range(6)))
-    assert [r.activations for r in recipes[:2]] == ["per-token-mixed", "per-token"]
-    assert [r.fp32_layers for r in recipes[2:]] == [(0,), (0, 1), (0, 1, 2)]
-    assert int8_recipes(list(range(6)), "per-token") == recipes[1:]
+    assert [r.activations for r in recipes[:4]] == ["per-token-mixed", "per-token"] * 2
+    # every layer int8, calibrated (smoothing and GPTQ rounding), before any layer is kept fp32
+    assert recipes[2:4] == [Int8Recipe(r.activations, smooth_alpha=0.5, rounding="gptq") for r in recipes[:2]]
+    assert [r.calibrated for r in recipes] == [False, False, True, True] + [False] * 6
+    # then the first layers in fp32: their feed-forward MatMuls only, then the whole layers
+    assert [(r.fp32_layers, r.fp32_parts) for r in recipes[4:]] == [
+        (layers, parts) for layers in [(0,), (0, 1), (0, 1, 2)] for parts in ("ffn", "layer")
+    ]
+    assert int8_recipes(list(range(6)), "per-token") == [recipes[1], recipes[3], *recipes[4:]]
     assert int8_recipes(list(range(6)), "per-tensor") == [Int8Recipe("per-tensor")]
 
 
