@@ -17,7 +17,7 @@ the 7-bit weights (weights alone, activations fp32: 11 flips of 1000), not from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,17 +155,26 @@ def _token_rows(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return value[mask] if value.shape[:2] == mask.shape else value.reshape(-1, value.shape[-1])
 
 
+def _token_activations(
+    model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]]
+) -> Iterator[dict[str, np.ndarray]]:
+    """For each feed, each tensor's rows of real tokens (last axis as channels)."""
+    session = _probe(model, tensors)
+    inputs = [i.name for i in session.get_inputs()]
+    for feed in feeds:
+        mask = feed["attention_mask"].astype(bool)
+        values = session.run(tensors, {n: feed[n] for n in inputs})
+        yield {name: _token_rows(value, mask) for name, value in zip(tensors, values, strict=True)}
+
+
 def activation_ranges(
     model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """Per-channel max |x| of each tensor (last axis) over the real tokens of `feeds`."""
-    session = _probe(model, tensors)
-    inputs = [i.name for i in session.get_inputs()]
     ranges: dict[str, np.ndarray] = {}
-    for feed in feeds:
-        mask = feed["attention_mask"].astype(bool)
-        for name, value in zip(tensors, session.run(tensors, {n: feed[n] for n in inputs}), strict=True):
-            high = np.abs(_token_rows(value, mask)).max(axis=0)
+    for batch in _token_activations(model, tensors, feeds):
+        for name, rows in batch.items():
+            high = np.abs(rows).max(axis=0)
             ranges[name] = np.maximum(ranges[name], high) if name in ranges else high
     if len(ranges) != len(tensors):
         raise ValueError("no calibration batches to measure activation ranges on")
@@ -176,16 +185,13 @@ def hessians(
     model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """X^T X / tokens of each tensor (last axis as channels) over the real tokens of `feeds`."""
-    session = _probe(model, tensors)
-    inputs = [i.name for i in session.get_inputs()]
     sums: dict[str, np.ndarray] = {}
     tokens = 0
-    for feed in feeds:
-        mask = feed["attention_mask"].astype(bool)
-        for name, value in zip(tensors, session.run(tensors, {n: feed[n] for n in inputs}), strict=True):
-            rows = _token_rows(value, mask).astype(np.float64)
+    for batch in _token_activations(model, tensors, feeds):
+        tokens += len(batch[tensors[0]])
+        for name, rows in batch.items():
+            rows = rows.astype(np.float64)
             sums[name] = sums[name] + rows.T @ rows if name in sums else rows.T @ rows
-            tokens += len(rows) if name == tensors[0] else 0
     if len(sums) != len(tensors):
         raise ValueError("no calibration batches to measure activations on")
     return {name: value / max(tokens, 1) for name, value in sums.items()}
