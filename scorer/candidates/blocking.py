@@ -6,6 +6,8 @@ candidate lists: at most 2 x k directed pairs per record and generator before th
 so about 2.5 KB + 2.6 KB (k = 20, four generators) per record; the trigram matrices (int32 index and
 float32 weight per distinct trigram, a few copies) add ~1.3 KB per record while they run (peak RSS for
 100k synthetic titles: 691 MB with lexical, keys, trigram; 557 MB with lexical, keys in an earlier run).
+Measured at 1M synthetic titles, the peak is higher than that sum: 8.7 GB with all four generators, 2.5 GB without
+embeddings (benchmarks/results/candidates).
 Lexical and trigram products run in chunks of at most 10M scores; embeddings are computed a window of
 8192 texts at a time.
 """
