@@ -285,7 +285,7 @@ def measure_torch(spec: dict[str, Any]) -> dict[str, Any]:
 def measure_session(spec: dict[str, Any]) -> dict[str, Any]:
     """The ONNX session alone: `scorer run`'s windows and batches, tokenized and padded beforehand; one
     warm-up pass (every batch shape once), then the timed pass. Inputs are copied to the GPU inside it."""
-    from scorer.batching import pad_batch, plan_batches
+    from scorer.batching import padded_batches
     from scorer.model import LoadedModel
 
     model = LoadedModel.load(Path(spec["artifact"]), spec["precision"])
@@ -294,8 +294,7 @@ def measure_session(spec: dict[str, Any]) -> dict[str, Any]:
     feeds = []
     for i in range(0, len(queries), profile.window_rows):
         encoded = model.tokenizer.encode(queries[i : i + profile.window_rows], candidates[i : i + profile.window_rows])
-        for batch in plan_batches(encoded.lengths, profile.batch_tokens, profile.multiple, profile.max_rows):
-            feeds.append(pad_batch(encoded.ids, encoded.type_ids, batch, model.manifest.pad_token_id))
+        feeds += [feed for _, feed in padded_batches(encoded, model.manifest.pad_token_id, profile)]
     for feed in feeds:
         model.onnx.logits(feed)
     start_wall, start = time.time(), time.perf_counter()

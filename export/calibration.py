@@ -46,6 +46,6 @@ def fitting_pairs(gate: tuple[list[str], list[str]]) -> tuple[list[str], list[st
 
     table = sample_pairs(BUILTIN_PAIRS, seed=FITTING_SEED)
     graded = set(zip(*gate, strict=True))
-    kept = [pair for pair in zip(table["query"].to_pylist(), table["candidate"].to_pylist(), strict=True)]
-    kept = [pair for pair in kept if pair not in graded]
+    pairs = zip(table["query"].to_pylist(), table["candidate"].to_pylist(), strict=True)
+    kept = [pair for pair in pairs if pair not in graded]
     return [q for q, _ in kept], [c for _, c in kept]

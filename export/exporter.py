@@ -27,9 +27,8 @@ from export.onnx_graph import export_raw, fuse, input_names
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
-from scorer.batching import pad_batch, plan_batches
+from scorer.batching import padded_batches
 from scorer.errors import GateError
-from scorer.model import DEFAULT_BATCH_TOKENS
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
@@ -202,10 +201,7 @@ class Exporter:
         assert self.manifest is not None
         tokenizer = PairTokenizer.from_artifact(self.staging, self.manifest)
         encoded = tokenizer.encode(queries, candidates)
-        return [
-            pad_batch(encoded.ids, encoded.type_ids, batch, self.manifest.pad_token_id)
-            for batch in plan_batches(encoded.lengths, DEFAULT_BATCH_TOKENS)
-        ]
+        return [feeds for _, feeds in padded_batches(encoded, self.manifest.pad_token_id)]
 
     def _int8(
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult

@@ -106,7 +106,7 @@ def quantize_int8(
             raise ValueError(f"int8 recipe '{recipe.describe()}' needs calibration batches")
         else:
             cache = {} if cache is None else cache
-            key = (str(raw_path), recipe.smooth_alpha, recipe.rounding, kept)
+            key = (str(raw_path), recipe.smooth_alpha, recipe.rounding, kept, recipe.fp32_parts)  # what calibrate fits
             with tempfile.TemporaryDirectory(prefix="int8-calibrated-") as work:
                 source = Path(work) / "smoothed.onnx"
                 if key not in cache:

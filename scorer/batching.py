@@ -12,9 +12,14 @@ for int8, whose dynamic activation scales make a score depend on its batch).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scorer.tokenize import EncodedPairs
 
 MAX_ROWS = 64  # more rows per batch barely speeds the CPU up, and narrows the length range per batch
 
@@ -84,3 +89,16 @@ def pad_batch(ids: list[np.ndarray], type_ids: list[np.ndarray], batch: Batch, p
         input_ids[mask] = np.concatenate([ids[row] for row in batch.rows])
         token_type_ids[mask] = np.concatenate([type_ids[row] for row in batch.rows])
     return {"input_ids": input_ids, "attention_mask": mask.astype(np.int64), "token_type_ids": token_type_ids}
+
+
+def plan_for(lengths: np.ndarray, profile: BatchProfile, batch_tokens: int | None = None) -> list[Batch]:
+    """`plan_batches` with a provider's defaults (`batch_tokens` overrides its budget)."""
+    return plan_batches(lengths, batch_tokens or profile.batch_tokens, profile.multiple, profile.max_rows)
+
+
+def padded_batches(
+    encoded: EncodedPairs, pad_id: int, profile: BatchProfile = CPU_PROFILE, batch_tokens: int | None = None
+) -> Iterator[tuple[Batch, dict[str, np.ndarray]]]:
+    """An encoded window's batches as `scorer run` plans and pads them, one at a time."""
+    for batch in plan_for(encoded.lengths, profile, batch_tokens):
+        yield batch, pad_batch(encoded.ids, encoded.type_ids, batch, pad_id)

@@ -13,7 +13,7 @@ import numpy as np
 
 from scorer.activation import apply_activation
 from scorer.artifact import Manifest, load_manifest, variant_path
-from scorer.batching import CPU_PROFILE, Batch, BatchProfile, pad_batch, plan_batches, profile_for
+from scorer.batching import CPU_PROFILE, Batch, BatchProfile, pad_batch, plan_for, profile_for
 from scorer.openvino_backend import OPENVINO, OpenVinoModel
 from scorer.prefetch import prefetched
 from scorer.session import CUDA, DEFAULT_GPU_MEM_LIMIT, OnnxModel, provider_for
@@ -106,9 +106,7 @@ class LoadedModel:
         scores = np.empty(len(encoded.ids), dtype=np.float32)
         stats = Stats(pairs=len(encoded.ids), tokens=int(encoded.lengths.sum()), truncated=encoded.truncated)
         profile = self.profile
-        batches = plan_batches(
-            encoded.lengths, batch_tokens or profile.batch_tokens, profile.multiple, profile.max_rows
-        )
+        batches = plan_for(encoded.lengths, profile, batch_tokens)
 
         def pad(batch: Batch) -> tuple[Batch, dict[str, np.ndarray]]:
             return batch, pad_batch(encoded.ids, encoded.type_ids, batch, self.manifest.pad_token_id)
