@@ -8,6 +8,7 @@
 | `scorer_fp32` | `scorer run --precision fp32` | fp32 |
 | `scorer_int8` | `scorer run --precision int8` | int8 |
 | `scorer_bf16` | `scorer run --precision bf16`: OpenVINO bf16 (where the artifact has a gated bf16 variant) | bf16 |
+| `scorer_int8_openvino` | `scorer run --precision int8-openvino`: OpenVINO, int8 weights and per-token activations (where gated) | int8 |
 | `scorer_auto` | `scorer run` with its default `--precision auto` (with the bf16 paths) | the chosen variant's |
 
 bf16 paths are set against the bf16 GEMM ceiling where the CPU has bf16 (`benchmarks.ceiling`); auto against
@@ -28,6 +29,7 @@ from benchmarks.st_onnx import INT8_FILE
 
 TORCH, ST_ONNX_INT8, SCORER_FP32, SCORER_INT8 = "torch", "st_onnx_int8", "scorer_fp32", "scorer_int8"
 TORCH_BF16, SCORER_BF16, SCORER_AUTO = "torch_bf16", "scorer_bf16", "scorer_auto"
+SCORER_INT8_OPENVINO = "scorer_int8_openvino"
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,12 @@ class BenchPath:
         return [*self.prefix, str(input_path), "-o", str(output), "--report", str(report)]
 
 
-def build_paths(checkpoint: Path, artifact: Path, st_onnx_dir: Path, bf16: bool = False) -> list[BenchPath]:
+def build_paths(
+    checkpoint: Path, artifact: Path, st_onnx_dir: Path, bf16: bool = False, int8_openvino: bool = False
+) -> list[BenchPath]:
     """The paths, the torch reference first; `bf16` (the CPU has bf16 and the artifact a gated bf16 variant)
-    adds torch bf16, `scorer run --precision bf16` and `scorer run` with its default (auto)."""
+    adds torch bf16, `scorer run --precision bf16` and `scorer run` with its default (auto); `int8_openvino`
+    (a gated int8-openvino variant this machine runs) adds `scorer run --precision int8-openvino`."""
     python = sys.executable
     st_score = (python, "-m", "benchmarks.st_score")
     scorer = (python, "-m", "scorer.cli", "run", "-m", str(artifact), "--no-progress", "--precision")
@@ -66,4 +71,9 @@ def build_paths(checkpoint: Path, artifact: Path, st_onnx_dir: Path, bf16: bool 
         BenchPath(SCORER_FP32, "scorer run fp32", "fp32", (*scorer, "fp32")),
         BenchPath(SCORER_INT8, "scorer run int8", "int8", (*scorer, "int8")),
         *(bf16_paths if bf16 else []),
+        *(
+            [BenchPath(SCORER_INT8_OPENVINO, "scorer run int8-openvino", "int8", (*scorer, "int8-openvino"))]
+            if int8_openvino
+            else []
+        ),
     ]

@@ -63,10 +63,16 @@ def _best_torch(result: dict[str, Any]) -> list[str]:
     best, ratios, choice = result.get("best_torch"), result["ratios"], result.get("auto_choice") or {}
     if not best:
         return []
-    names = {"scorer_auto": "scorer auto", "scorer_bf16": "scorer bf16", "scorer_int8": "scorer int8"}
+    names = {
+        "scorer_auto": "scorer auto",
+        "scorer_bf16": "scorer bf16",
+        "scorer_int8": "scorer int8",
+        "scorer_int8_openvino": "scorer int8-openvino",
+    }
     parts = [
         f"{label} {ratios[f'{name}_vs_best_torch']:.2f}x ({ratios[f'{name}_vs_best_torch_after_load']:.2f}x after load)"
         for name, label in names.items()
+        if f"{name}_vs_best_torch" in ratios
     ]
     return [
         f"Against the best torch path on this CPU (**{best}**), end to end: " + ", ".join(parts) + ".",

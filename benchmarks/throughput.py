@@ -34,6 +34,7 @@ from benchmarks.paths import (
     SCORER_AUTO,
     SCORER_BF16,
     SCORER_INT8,
+    SCORER_INT8_OPENVINO,
     ST_ONNX_INT8,
     TORCH,
     TORCH_BF16,
@@ -43,8 +44,7 @@ from benchmarks.paths import (
 from benchmarks.quality import compare
 from benchmarks.st_onnx import cache_dir, is_built
 from scorer.artifact import Manifest, load_manifest
-from scorer.openvino_backend import openvino_available
-from scorer.precision import cpu_info
+from scorer.precision import cpu_info, unavailable_reason
 from scorer.tokenize import PairTokenizer
 
 ST_BATCH_SIZE = 32  # CrossEncoder.predict's default
@@ -181,10 +181,10 @@ def bf16_targets(ratios: dict[str, float], best_torch: str, quality: dict[str, A
     ]
 
 
-def has_bf16_path(manifest: Manifest) -> bool:
-    """Whether this machine runs the artifact's bf16 variant: CPU bf16, openvino, and a gate that passed."""
-    variant = manifest.variants.get("bf16")
-    return bool(variant and variant.parity.get("passed") and cpu_info().has_bf16 and openvino_available())
+def runs_here(manifest: Manifest, precision: str) -> bool:
+    """Whether this machine runs the artifact's `precision` variant: gate passed, hardware and runtime here."""
+    variant = manifest.variants.get(precision)
+    return bool(variant and variant.parity.get("passed") and unavailable_reason(variant, precision, cpu_info()) is None)
 
 
 def summarise_path(
@@ -205,7 +205,7 @@ def summarise_path(
         padding = tokens / st_padded if st_padded else None
     kind = entry.path.ceiling
     if entry.path.name == SCORER_AUTO:  # bounded by the variant auto chose
-        kind = {"int8": "int8", "bf16": "bf16"}.get(entry.reports[0].get("precision"), "fp32")
+        kind = {"int8": "int8", "bf16": "bf16", "int8-openvino": "int8"}.get(entry.reports[0].get("precision"), "fp32")
     if f"{kind}_pairs_per_s" not in ceilings:
         kind = "fp32"  # no bf16 ceiling measured (a CPU without bf16): the fp32 one
     ceiling = ceilings[f"{kind}_pairs_per_s"] * flops / rows
@@ -281,8 +281,9 @@ def benchmark(
         )
         export_seconds = time.perf_counter() - start
 
-    bf16 = has_bf16_path(manifest)
-    paths = build_paths(checkpoint, artifact, st_dir, bf16)
+    bf16 = runs_here(manifest, "bf16")
+    int8_openvino = runs_here(manifest, "int8-openvino")
+    paths = build_paths(checkpoint, artifact, st_dir, bf16, int8_openvino)
     measured, ceiling_samples = measure_rounds(paths, input_path, work, repeats, ceiling_size, log)
 
     mean_flops = flops / table.num_rows
@@ -329,11 +330,14 @@ def benchmark(
     best_torch = None
     if bf16:
         best_torch = max((TORCH, TORCH_BF16), key=lambda path: by_name[path]["pairs_per_s"])
-        for path in (SCORER_AUTO, SCORER_BF16, SCORER_INT8, TORCH_BF16):
+        compared = [SCORER_AUTO, SCORER_BF16, SCORER_INT8, TORCH_BF16] + [SCORER_INT8_OPENVINO] * int8_openvino
+        for path in compared:
             ratios[f"{path}_vs_best_torch"] = ratio(path, best_torch)
             ratios[f"{path}_vs_best_torch_after_load"] = ratio(path, best_torch, "scoring_pairs_per_s")
         round_ratios[f"scorer auto / {best_torch}"] = per_round(SCORER_AUTO, best_torch)
         round_ratios[f"scorer bf16 / {best_torch}"] = per_round(SCORER_BF16, best_torch)
+        if int8_openvino:
+            round_ratios[f"scorer int8-openvino / {best_torch}"] = per_round(SCORER_INT8_OPENVINO, best_torch)
         checks += bf16_targets(ratios, best_torch, by_name[SCORER_AUTO]["quality"])
     return {
         **header("benchmarks.throughput"),

@@ -87,8 +87,8 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
     "--precisions",
     default=",".join(PRECISIONS),
     show_default=True,
-    help="Variants to build (fp32 always; bf16 and fp32-openvino where openvino is installed, bf16 only where "
-    "this CPU has bf16).",
+    help="Variants to build (fp32 always; bf16, fp32-openvino and int8-openvino where openvino is installed, "
+    "bf16 only where this CPU has bf16).",
 )
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens per pair [the checkpoint's].")
 @click.option("--force", is_flag=True, help="Replace an existing artifact (a directory holding manifest.json).")

@@ -4,8 +4,10 @@ renamed into place only when every gate passes).
 
 bf16 and fp32-openvino add no file: they are OpenVINO running `model.fp32.onnx` in bf16 (gated where this
 CPU has bf16) and in f32 (a faster fp32 than ONNX Runtime's on some CPUs: 516 against 408 pairs/s on an AMX
-Xeon, issue 9). Their gates are advisory: a failed one is recorded (and `--precision auto` never picks the
-variant) but does not stop the artifact, whose ONNX Runtime variants are unaffected."""
+Xeon, issue 9). int8-openvino is OpenVINO running `model.int8-openvino.onnx` (`export.openvino_int8`: int8
+weights, activations quantized per token at run time; the rest in bf16 where this CPU has it, else f32).
+Their gates are advisory: a failed one is recorded (and `--precision auto` never picks the variant) but does
+not stop the artifact, whose ONNX Runtime variants are unaffected."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from export.calibration import fitting_pairs
 from export.fp16 import convert_fp16
 from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
+from export.openvino_int8 import SMOOTH_ALPHA, weight_only_int8
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
@@ -46,7 +49,7 @@ VERSIONED = (
     "optimum-onnx",
 )
 # OpenVINO variants: their failed gate is recorded (auto never picks them) but does not stop the export
-ADVISORY = ("bf16", "fp32-openvino")
+ADVISORY = ("bf16", "fp32-openvino", "int8-openvino")
 # every layer int8, calibrated: LayerNorm and FFN-out smoothing (alpha 0.5) and GPTQ weight rounding, fitted
 # on pairs other than the gate's (benchmarks/results/int8-calibrated/notes.md: on the hard MiniLM case 8 (mixed)
 # and 4 flips of 1000, where the plain schemes flipped 8 and 11); both schemes share one calibration
@@ -107,6 +110,7 @@ class Exporter:
         self.model = load_cross_encoder(checkpoint, max_length)
         self.max_length = int(self.model.max_length)
         self.manifest: Manifest | None = None
+        self._fitting: list[dict[str, np.ndarray]] | None = None
 
     def reference(self, queries: list[str], candidates: list[str]) -> np.ndarray:
         self.log(f"torch reference: CrossEncoder.predict on {len(queries)} calibration pairs")
@@ -164,7 +168,9 @@ class Exporter:
             result.parity["fp16"] = self._check("fp16", reference, queries, candidates)
         for precision in ADVISORY:
             if precision in precisions:
-                self._openvino(precision, fp32, reference, queries, candidates, result)
+                self._openvino(
+                    precision, raw if precision == "int8-openvino" else fp32, reference, queries, candidates, result
+                )
         for precision, parity in result.parity.items():
             self.manifest.variants[precision].parity = parity
         shutil.rmtree(work)
@@ -177,31 +183,52 @@ class Exporter:
     def _openvino(
         self,
         precision: str,
-        fp32: Path,
+        source: Path,
         reference: np.ndarray,
         queries: list[str],
         candidates: list[str],
         result: ExportResult,
     ) -> None:
-        """OpenVINO on the fp32 graph in bf16 (where this CPU runs bf16) or f32, gated; skipped (logged) where
-        this machine cannot run it."""
-        inference = "bf16" if precision == "bf16" else "fp32"
-        recipe = {"runtime": OPENVINO, "inference_precision": inference}
-        skip = unavailable_reason(Variant(fp32.name, "", recipe=recipe), precision, cpu_info())
+        """An OpenVINO variant, gated: the fp32 graph (`source`) in bf16 (where this CPU runs bf16) or f32, or
+        int8-openvino built from the unfused graph (`source`); skipped (logged) where this machine cannot run it."""
+        if precision == "int8-openvino":
+            inference = "bf16" if cpu_info().has_bf16 else "fp32"
+        else:
+            inference = "bf16" if precision == "bf16" else "fp32"
+        recipe: dict[str, Any] = {"runtime": OPENVINO, "inference_precision": inference}
+        skip = unavailable_reason(Variant(source.name, "", recipe=recipe), precision, cpu_info())
         if skip:
             self.log(f"{precision} not built: {skip}")
             return
-        self._add_variant(precision, fp32, recipe)
+        path = source
+        if precision == "int8-openvino":
+            self.log(
+                f"int8-openvino: int8 weights (smoothed, GPTQ-rounded), per-token activations, {inference} elsewhere"
+            )
+            path = self.staging / "model.int8-openvino.onnx"
+            done = weight_only_int8(source, path, self._fitting_batches(queries, candidates))
+            self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))
+            recipe.update(
+                weights="int8 per output channel",
+                activations="per-token (OpenVINO dynamic quantization)",
+                quantization_group=int(self.model.model.config.hidden_size),
+                smooth_alpha=SMOOTH_ALPHA,
+                rounding="gptq",
+            )
+        self._add_variant(precision, path, recipe)
         result.parity[precision] = self._check(precision, reference, queries, candidates)
         if not result.parity[precision]["passed"]:
             self.log(f"  {precision} failed its gate: recorded in the manifest, never chosen by --precision auto")
 
-    def _calibration_batches(self, queries: list[str], candidates: list[str]) -> list[dict[str, np.ndarray]]:
-        """The calibration pairs as model inputs, in `scorer run`'s tokenization, batches and padding."""
+    def _fitting_batches(self, queries: list[str], candidates: list[str]) -> list[dict[str, np.ndarray]]:
+        """The pairs calibrated recipes fit on (`fitting_pairs`: never the gate's `queries`, `candidates`) as
+        model inputs, in `scorer run`'s tokenization, batches and padding; built once per export."""
         assert self.manifest is not None
-        tokenizer = PairTokenizer.from_artifact(self.staging, self.manifest)
-        encoded = tokenizer.encode(queries, candidates)
-        return [feeds for _, feeds in padded_batches(encoded, self.manifest.pad_token_id)]
+        if self._fitting is None:
+            tokenizer = PairTokenizer.from_artifact(self.staging, self.manifest)
+            encoded = tokenizer.encode(*fitting_pairs((queries, candidates)))
+            self._fitting = [feeds for _, feeds in padded_batches(encoded, self.manifest.pad_token_id)]
+        return self._fitting
 
     def _int8(
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
@@ -209,12 +236,10 @@ class Exporter:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
-        calibration: list[dict[str, np.ndarray]] | None = None
         cache: dict = {}
         for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
-            if recipe.calibrated and calibration is None:  # fitted on other pairs than the gate's
-                calibration = self._calibration_batches(*fitting_pairs((queries, candidates)))
+            calibration = self._fitting_batches(queries, candidates) if recipe.calibrated else None
             done = quantize_int8(raw, path, recipe, self.architecture, calibration, cache)
             if done:
                 self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))

@@ -287,12 +287,14 @@ def smooth_model(
     return smoothed, len(sites), len(ffn)
 
 
-def gptq_round(weight: np.ndarray, hessian: np.ndarray, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray]:
-    """int8 values [K, N] (|q| <= WEIGHT_MAX) and column scales [N] of `weight` [K, N] (y = x @ W) on
-    `export.per_token`'s grid (scale = max|W_col| / WEIGHT_MAX), rows rounded in order with GPTQ's error
-    feedback through `hessian` (X^T X of the input, [K, K])."""
+def gptq_round(
+    weight: np.ndarray, hessian: np.ndarray, damp: float = DAMP, max_level: int = WEIGHT_MAX
+) -> tuple[np.ndarray, np.ndarray]:
+    """int8 values [K, N] (|q| <= max_level) and column scales [N] of `weight` [K, N] (y = x @ W) on a
+    symmetric per-column grid (scale = max|W_col| / max_level; default `export.per_token`'s 7 bits), rows
+    rounded in order with GPTQ's error feedback through `hessian` (X^T X of the input, [K, K])."""
     w = weight.astype(np.float64)
-    scale = np.abs(w).max(axis=0) / WEIGHT_MAX
+    scale = np.abs(w).max(axis=0) / max_level
     scale[scale == 0] = 1.0
     h = hessian.astype(np.float64)
     dead = np.diag(h) == 0
@@ -301,7 +303,7 @@ def gptq_round(weight: np.ndarray, hessian: np.ndarray, damp: float = DAMP) -> t
     upper = np.linalg.cholesky(np.linalg.inv(h)).T
     quantized = np.zeros(w.shape, np.int8)
     for row in range(w.shape[0]):
-        q = np.clip(np.round(w[row] / scale), -WEIGHT_MAX, WEIGHT_MAX)
+        q = np.clip(np.round(w[row] / scale), -max_level, max_level)
         quantized[row] = q
         error = (w[row] - q * scale) / upper[row, row]
         w[row + 1 :] -= np.outer(upper[row, row + 1 :], error)
@@ -315,9 +317,11 @@ def calibrate(
     alpha: float | None,
     gptq: bool,
     skip: set[str] | None = None,
+    max_level: int = WEIGHT_MAX,
 ) -> tuple[QuantizedWeights, dict[str, int]]:
     """Write the (smoothed, if `alpha`) fp32 graph of `raw_path` to `out_path` and return its weights rounded
-    by GPTQ (if `gptq`; keyed by initializer name, MatMuls named in `skip` left out) and what was done."""
+    by GPTQ to `max_level` levels each side (if `gptq`; keyed by initializer name, MatMuls named in `skip`
+    left out) and what was done."""
     model = onnx.load(str(raw_path))
     done = {"smoothed_norms": 0, "smoothed_ffn_out": 0, "gptq_weights": 0}
     if alpha is not None:
@@ -338,7 +342,7 @@ def calibrate(
         inputs = hessians(model, list(dict.fromkeys(node.input[0] for node in matmuls)), feeds)
         for node in matmuls:
             weights[node.input[1]] = gptq_round(
-                numpy_helper.to_array(initializers[node.input[1]]), inputs[node.input[0]]
+                numpy_helper.to_array(initializers[node.input[1]]), inputs[node.input[0]], max_level=max_level
             )
         done["gptq_weights"] = len(weights)
     return weights, done

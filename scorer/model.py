@@ -74,7 +74,8 @@ class LoadedModel:
         recipe = manifest.variants[precision].recipe
         onnx: OnnxModel | OpenVinoModel
         if recipe.get("runtime") == OPENVINO:
-            onnx = OpenVinoModel.load(path, str(recipe.get("inference_precision")), threads)
+            group = recipe.get("quantization_group")
+            onnx = OpenVinoModel.load(path, str(recipe.get("inference_precision")), threads, group and int(group))
         else:
             onnx = OnnxModel.load(path, provider or provider_for(precision), threads, gpu_mem_limit)
         return cls(directory, manifest, precision, tokenizer, onnx, manifest.variants[precision].sha256)

@@ -1,8 +1,8 @@
 """Which variant a run uses: `--precision auto` is the fastest variant whose gate passed, on this machine.
 
 On CUDA, auto is fp16 (int8 on a GPU is ~10x slower). On the CPU the candidates are the variants whose
-export gate passed and that this machine can run (bf16 needs AVX512-BF16 or AMX and the `openvino`
-package; fp16 needs CUDA), fp32 (ONNX Runtime's, or OpenVINO's `fp32-openvino`) only when no other is left.
+export gate passed and that this machine can run (bf16, and int8-openvino gated with bf16 elsewhere in the
+graph, need AVX512-BF16 or AMX and the `openvino` package; fp16 needs CUDA), fp32 (ONNX Runtime's, or OpenVINO's `fp32-openvino`) only when no other is left.
 With more than one, a short timed probe decides; the decision is cached per
 CPU model, thread count and artifact (the manifest's sha256) in the user's cache directory, never in the
 artifact, so later runs on the same machine choose the same variant without probing. The choice is made

@@ -17,6 +17,7 @@ from conftest import long_pairs_table
 from benchmarks import ceiling, flops, mmbert_arch, scaling, throughput
 from benchmarks.child import ChildFailed, run_child
 from benchmarks.quality import compare
+from scorer.artifact import load_manifest
 
 MINILM_CONFIG = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "intermediate_size": 1536}
 MMBERT_CONFIG = {"model_type": "modernbert", **mmbert_arch.MMBERT_SMALL}
@@ -162,10 +163,14 @@ def test_throughput_writes_markdown_json_and_chart(throughput_report: tuple[Path
 
 
 @pytest.mark.slow
-def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict]) -> None:
+def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict], bert: tuple[Path, Path]) -> None:
     _, report = throughput_report
     paths: dict[str, dict[str, Any]] = {p["name"]: p for p in report["paths"]}
-    assert list(paths) == ["torch", "st_onnx_int8", "scorer_fp32", "scorer_int8"]
+    manifest = load_manifest(bert[1])  # the OpenVINO paths run where their variant passed its gate and runs here
+    expected = ["torch", "st_onnx_int8", "scorer_fp32", "scorer_int8"]
+    expected += ["torch_bf16", "scorer_bf16", "scorer_auto"] if throughput.runs_here(manifest, "bf16") else []
+    expected += ["scorer_int8_openvino"] if throughput.runs_here(manifest, "int8-openvino") else []
+    assert list(paths) == expected
     for p in paths.values():
         assert p["pairs_per_s"] > 0 and p["tokens_per_s"] > p["pairs_per_s"]
         assert p["scoring_pairs_per_s"] >= p["pairs_per_s"] and p["peak_rss_mb"] > 50

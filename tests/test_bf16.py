@@ -1,5 +1,5 @@
-"""OpenVINO on the artifact's fp32 file, in bf16 and in f32 (`fp32-openvino`): gates, parity with fp32, and
-`--precision auto`."""
+"""OpenVINO on the artifact's fp32 file, in bf16 and in f32 (`fp32-openvino`), and on its int8-weight graph
+(`int8-openvino`): gates, parity with fp32, and `--precision auto`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import onnx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 from builders import MINILM, TINY
 from conftest import invoke, long_pairs_table
+from onnx import numpy_helper
 from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
+from export.gate import Gates, failures
 from scorer import precision as selection
 from scorer import run_cmd
 from scorer.artifact import Manifest, Variant, load_manifest
@@ -71,10 +74,11 @@ def with_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "openvino_available", lambda: True)
 
 
-RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0, "fp32-openvino": 126.0}
+RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0, "fp32-openvino": 126.0, "int8-openvino": 420.0}
 OPENVINO_RECIPES = {
     "bf16": {"runtime": "openvino", "inference_precision": "bf16"},
     "fp32-openvino": {"runtime": "openvino", "inference_precision": "fp32"},
+    "int8-openvino": {"runtime": "openvino", "inference_precision": "bf16", "quantization_group": 384},
 }
 
 
@@ -133,6 +137,32 @@ def test_fp32_variants_are_left_out_when_a_faster_one_passed(with_openvino: None
     assert "fp32 left out" in choice.reason and "fp32-openvino left out" in choice.reason
 
 
+def test_auto_probes_int8_openvino_beside_the_others_and_respects_its_gate(with_openvino: None, tmp_path: Path) -> None:
+    gates = {"fp32": True, "int8": True, "bf16": True, "int8-openvino": True}
+    probe = FakeProbe(RATES)
+    choice = choose_cpu(_manifest(gates), "k", BF16_CPU, probe, tmp_path / "c")
+    assert choice.precision == "int8-openvino" and probe.calls == [["bf16", "int8", "int8-openvino"]]
+    failed = FakeProbe({**RATES, "int8-openvino": 1e6})
+    choice = choose_cpu(_manifest({**gates, "int8-openvino": False}), "k2", BF16_CPU, failed, tmp_path / "c")
+    assert choice.precision == "bf16" and failed.calls == [["bf16", "int8"]]
+    assert "int8-openvino left out: its gate failed at export" in choice.reason
+    # gated with bf16 elsewhere in the graph: a CPU without bf16 cannot run it as gated
+    choice = choose_cpu(_manifest(gates), "k3", AVX2_CPU, FakeProbe(RATES), tmp_path / "c")
+    assert (
+        choice.precision == "int8"
+        and "int8-openvino left out: this CPU (Test CPU, AVX2 only) has no bf16" in choice.reason
+    )
+
+
+def test_int8_openvino_is_held_to_the_int8_gate() -> None:
+    parity = {"all_finite": True, "max_abs_diff": 0.05, "spearman": 0.995, "flips": 6, "flip_rate": 0.006}
+    assert failures("int8-openvino", parity, Gates()) == ["6 decision flips at 0.5 (0.60% > 0.50%)"]
+    assert failures("int8-openvino", {**parity, "flips": 4, "flip_rate": 0.004}, Gates()) == []
+    assert failures("int8-openvino", {**parity, "spearman": 0.98, "flips": 0, "flip_rate": 0.0}, Gates()) == [
+        "spearman 0.9800 < 0.99"
+    ]
+
+
 def test_a_single_candidate_needs_no_probe(with_openvino: None, tmp_path: Path) -> None:
     choice = choose_cpu(_manifest({"fp32": True, "bf16": False}), "k", BF16_CPU, FakeProbe({}), tmp_path / "c")
     assert choice == Choice("auto", "fp32", choice.reason, {}, BF16_CPU.describe())
@@ -175,7 +205,7 @@ def spread(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         "--calibration",
         calibration,
         "--precisions",
-        "fp32,int8,bf16,fp32-openvino",
+        "fp32,int8,bf16,fp32-openvino,int8-openvino",
         *loose_int8,
     )
     assert result.exit_code == 0, result.output
@@ -240,13 +270,14 @@ def test_run_auto_reports_its_choice_and_caches_it_outside_the_artifact(
     result = invoke("run", source, "-m", spread[1], "-o", tmp_path / "out.parquet", "--report", report)
     assert result.exit_code == 0, result.output
     choice = json.loads(report.read_text())["precision_choice"]
-    assert choice["requested"] == "auto" and choice["precision"] in ("int8", "bf16")
-    assert set(choice["probe_pairs_per_s"]) == {"int8", "bf16"} and "timed probe" in choice["reason"]
+    assert choice["requested"] == "auto" and choice["precision"] in ("int8", "bf16", "int8-openvino")
+    assert set(choice["probe_pairs_per_s"]) == {"int8", "bf16", "int8-openvino"} and "timed probe" in choice["reason"]
     assert f"precision {choice['precision']}: fastest in a timed probe" in result.output
     assert (tmp_path / "cache" / "product-scorer" / "precision.json").is_file()
     assert sorted(p.name for p in spread[1].iterdir()) == [
         "manifest.json",
         "model.fp32.onnx",
+        "model.int8-openvino.onnx",
         "model.int8.onnx",
         "tokenizer.json",
     ]
@@ -293,6 +324,33 @@ def test_openvino_f32_is_gated_like_fp32_and_scores_like_it(spread: tuple[Path, 
     reference = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
     scores = LoadedModel.load(spread[1], "fp32-openvino").score(queries, candidates)
     assert np.abs(scores - reference).max() < 1e-5 and decision_flips(reference, scores, 0.5) == 0
+
+
+@needs_openvino
+def test_int8_openvino_has_int8_weights_and_scores_like_fp32(spread: tuple[Path, Path, Path]) -> None:
+    manifest = load_manifest(spread[1])
+    variant = manifest.variants["int8-openvino"]
+    assert variant.file == "model.int8-openvino.onnx" and variant.parity["pairs"] == 200
+    assert variant.recipe["quantization_group"] == TINY["hidden_size"] and variant.recipe["rounding"] == "gptq"
+    assert variant.recipe["inference_precision"] == ("bf16" if HERE.has_bf16 else "fp32")
+    graph = onnx.load(str(spread[1] / variant.file)).graph
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    dequantized = {
+        node.output[0]: constants[node.input[0]] for node in graph.node if node.op_type == "DequantizeLinear"
+    }
+    matmuls = [node for node in graph.node if node.op_type == "MatMul"]
+    assert not [node.name for node in matmuls if node.input[1] in constants]  # no fp32 weight left
+    weights = [dequantized[node.input[1]] for node in matmuls if node.input[1] in dequantized]
+    assert len(weights) == 2 * 6  # q, k, v, attention out, FFN in and out per layer
+    assert all(w.dtype == np.int8 and np.abs(w).max() <= 127 for w in weights)
+    assert max(int(np.abs(w).max()) for w in weights) > 63  # 8-bit grid, not the ONNX Runtime recipe's 7 bits
+    table = long_pairs_table()
+    queries, candidates = table["query"].to_pylist(), table["candidate"].to_pylist()
+    reference = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
+    model = LoadedModel.load(spread[1], "int8-openvino")
+    scores = model.score(queries, candidates)
+    assert spearman(reference, scores) >= 0.99 and np.abs(scores - reference).max() < 0.02
+    assert np.array_equal(model.score(queries, candidates), scores)  # same batches, same bits
 
 
 def test_auto_probes_the_runs_own_first_pairs(
