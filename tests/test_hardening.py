@@ -24,6 +24,7 @@ from scorer.reader import open_inputs
 from scorer.runner import RunSettings, run
 
 ROWS = 600
+INT8 = ("--precision", "int8")  # the variant `_interrupted` scores with (auto could probe another)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,9 @@ def rows_file(tmp_path_factory: pytest.TempPathFactory, pairs_file: Path) -> Pat
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, bert: tuple[Path, Path], rows_file: Path) -> pa.Table:
-    """The uninterrupted output of `rows_file` with 100-row windows."""
+    """The uninterrupted output of `rows_file` with 100-row windows, in int8 like `_interrupted`'s run."""
     output = tmp_path_factory.mktemp("reference") / "out.parquet"
-    assert invoke("run", rows_file, "-m", bert[1], "-o", output, "--window-rows", "100").exit_code == 0
+    assert invoke("run", rows_file, "-m", bert[1], "-o", output, *INT8, "--window-rows", "100").exit_code == 0
     return pq.read_table(output)
 
 
@@ -235,7 +236,7 @@ def _interrupted(artifact: Path, source: Path, output: Path, monkeypatch: pytest
 
 
 def _resume(artifact: Path, source: Path, output: Path, *extra: str) -> object:
-    return invoke("run", source, "-m", artifact, "-o", output, "--window-rows", "100", *extra)
+    return invoke("run", source, "-m", artifact, "-o", output, *INT8, "--window-rows", "100", *extra)
 
 
 def test_same_size_edit_in_place_is_caught(

@@ -66,6 +66,6 @@ def test_ray_engine_matches_the_local_engine_and_resumes_its_parts(
             sources = open_inputs([rows_file], "query", "candidate", "score")
             run(sources, model, output, RunSettings(window_rows=100), show_progress=False)
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == 3
-    report = _run(rows_file, bert[1], output, "--engine", "ray", "--workers", "2")
+    report = _run(rows_file, bert[1], output, "--precision", "int8", "--engine", "ray", "--workers", "2")
     assert report["rows_resumed"] == 300 and report["pairs_scored"] == ROWS - 300
     assert pq.read_table(output).equals(pq.read_table(tmp_path / "local-int8.parquet"))

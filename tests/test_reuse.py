@@ -37,8 +37,23 @@ def _night(pairs_file: Path, seed: int, changed: float) -> pa.Table:
 
 
 def _run(source: Path, artifact: Path, output: Path, *extra: str | Path) -> dict:
+    """`scorer run` in int8 (the variant these tests load directly; auto could probe another), `extra` last."""
     report = output.with_suffix(".json")
-    result = invoke("run", source, "-m", artifact, "-o", output, "--window-rows", "128", "--report", report, *extra)
+    result = invoke(
+        "run",
+        source,
+        "-m",
+        artifact,
+        "-o",
+        output,
+        "--precision",
+        "int8",
+        "--window-rows",
+        "128",
+        "--report",
+        report,
+        *extra,
+    )
     assert result.exit_code == 0, result.output
     return json.loads(report.read_text())
 
