@@ -26,9 +26,10 @@ from export.calibration import fitting_pairs
 from export.fp16 import convert_fp16
 from export.gate import Gates, check_variant
 from export.onnx_graph import export_raw, fuse, input_names
-from export.openvino_int8 import SMOOTH_ALPHA, weight_only_int8
+from export.openvino_int8 import weight_only_int8
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
+from export.smoothing import ALPHA, Calibration
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.batching import padded_batches
 from scorer.errors import GateError
@@ -54,8 +55,8 @@ ADVISORY = ("bf16", "fp32-openvino", "int8-openvino")
 # on pairs other than the gate's (benchmarks/results/int8-calibrated/notes.md: on the hard MiniLM case 8 (mixed)
 # and 4 flips of 1000, where the plain schemes flipped 8 and 11); both schemes share one calibration
 CALIBRATED = (
-    Int8Recipe("per-token-mixed", smooth_alpha=0.5, rounding="gptq"),
-    Int8Recipe("per-token", smooth_alpha=0.5, rounding="gptq"),
+    Int8Recipe("per-token-mixed", smooth_alpha=ALPHA, rounding="gptq"),
+    Int8Recipe("per-token", smooth_alpha=ALPHA, rounding="gptq"),
 )
 
 
@@ -111,6 +112,7 @@ class Exporter:
         self.max_length = int(self.model.max_length)
         self.manifest: Manifest | None = None
         self._fitting: list[dict[str, np.ndarray]] | None = None
+        self._calibrations: dict[tuple, Calibration] = {}  # shared by the int8 recipes and int8-openvino
 
     def reference(self, queries: list[str], candidates: list[str]) -> np.ndarray:
         self.log(f"torch reference: CrossEncoder.predict on {len(queries)} calibration pairs")
@@ -206,13 +208,13 @@ class Exporter:
                 f"int8-openvino: int8 weights (smoothed, GPTQ-rounded), per-token activations, {inference} elsewhere"
             )
             path = self.staging / "model.int8-openvino.onnx"
-            done = weight_only_int8(source, path, self._fitting_batches(queries, candidates))
+            done = weight_only_int8(source, path, self._fitting_batches(queries, candidates), self._calibrations)
             self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))
             recipe.update(
                 weights="int8 per output channel",
                 activations="per-token (OpenVINO dynamic quantization)",
                 quantization_group=int(self.model.model.config.hidden_size),
-                smooth_alpha=SMOOTH_ALPHA,
+                smooth_alpha=ALPHA,
                 rounding="gptq",
             )
         self._add_variant(precision, path, recipe)
@@ -236,11 +238,10 @@ class Exporter:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
         path = self.staging / "model.int8.onnx"
         parity: dict[str, Any] = {}
-        cache: dict = {}
         for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")
             calibration = self._fitting_batches(queries, candidates) if recipe.calibrated else None
-            done = quantize_int8(raw, path, recipe, self.architecture, calibration, cache)
+            done = quantize_int8(raw, path, recipe, self.architecture, calibration, self._calibrations)
             if done:
                 self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))
             self._add_variant("int8", path, recipe.to_dict())

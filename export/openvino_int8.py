@@ -17,26 +17,29 @@ without smoothing: 15 flips.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from export.smoothing import calibrate
+from export.smoothing import ALPHA, Calibration, calibrated
 
-SMOOTH_ALPHA = 0.5
 MAX_LEVEL = 127  # 8-bit weights: OpenVINO's int8 kernels take the full range (no u8 x s8 saturation concern)
 
 
-def weight_only_int8(raw_path: Path, out_path: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, int]:
+def weight_only_int8(
+    raw_path: Path,
+    out_path: Path,
+    calibration: list[dict[str, np.ndarray]],
+    cache: dict[tuple, Calibration] | None = None,
+) -> dict[str, int]:
     """Write the smoothed graph of `raw_path` with GPTQ-rounded int8 MatMul weights behind DequantizeLinear
-    to `out_path`; returns what calibration did (counts of smoothed sites and rounded weights)."""
-    with tempfile.TemporaryDirectory(prefix="int8-openvino-") as work:
-        smoothed = Path(work) / "smoothed.onnx"
-        weights, done = calibrate(raw_path, smoothed, calibration, SMOOTH_ALPHA, gptq=True, max_level=MAX_LEVEL)
-        model = onnx.load(str(smoothed))
+    to `out_path`; returns what calibration did. `cache`: the export's calibrations, shared with its int8
+    recipes (`export.quantize.quantize_int8`), so the fitting pairs run through the graph once."""
+    fit = calibrated({} if cache is None else cache, raw_path, calibration, ALPHA, gptq=True)
+    weights = fit.rounded(MAX_LEVEL)
+    model = onnx.load_from_string(fit.model)
     graph = model.graph
     kept = [init for init in graph.initializer if init.name not in weights]
     del graph.initializer[:]
@@ -55,4 +58,4 @@ def weight_only_int8(raw_path: Path, out_path: Path, calibration: list[dict[str,
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.save(model, str(out_path))
-    return done
+    return {**fit.done, "gptq_weights": len(weights)}

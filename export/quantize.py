@@ -28,7 +28,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from export.architectures import Architecture, layer_index
 from export.embedding import quantize_embeddings
 from export.per_token import quantize_per_token
-from export.smoothing import QuantizedWeights, calibrate, ffn_matmuls
+from export.smoothing import Calibration, calibrated, ffn_matmuls
 
 Scheme = Literal["per-tensor", "per-token-mixed", "per-token"]
 Rounding = Literal["nearest", "gptq"]
@@ -84,16 +84,17 @@ def quantize_int8(
     recipe: Int8Recipe,
     architecture: Architecture | None = None,
     calibration: list[dict[str, np.ndarray]] | None = None,
-    cache: dict[tuple, tuple[bytes, QuantizedWeights, dict[str, int]]] | None = None,
+    cache: dict[tuple, Calibration] | None = None,
 ) -> dict[str, int]:
     """Write the int8 graph for `recipe` from the unfused fp32 graph (token embeddings int8 in every recipe);
     `architecture` (None: any supported one) names the encoder layers. A calibrated recipe needs
     `calibration`: model input batches (`scorer run`'s padding); `cache` (a dict the caller keeps) lets
-    recipes that differ only in activation scheme share one calibration. Returns what calibration did."""
+    the recipes of an export (and `export.openvino_int8`) share one calibration (`export.smoothing.calibrated`). Returns what calibration did."""
     done: dict[str, int] = {}
     if recipe.activations != "per-tensor":
         symmetric = recipe.activations == "per-token-mixed"
         kept = recipe.fp32_layers
+        gptq = recipe.rounding == "gptq"
 
         ffn = ffn_matmuls(onnx.load(str(raw_path), load_external_data=False)) if recipe.fp32_parts == "ffn" else None
 
@@ -105,19 +106,13 @@ def quantize_int8(
         elif not calibration:
             raise ValueError(f"int8 recipe '{recipe.describe()}' needs calibration batches")
         else:
-            cache = {} if cache is None else cache
-            key = (str(raw_path), recipe.smooth_alpha, recipe.rounding, kept, recipe.fp32_parts)  # what calibrate fits
+            fit = calibrated({} if cache is None else cache, raw_path, calibration, recipe.smooth_alpha, gptq)
+            model = onnx.load(str(raw_path), load_external_data=False)
+            weights = fit.rounded(skip=frozenset(node.name for node in model.graph.node if skip(node))) if gptq else {}
+            done = {**fit.done, "gptq_weights": len(weights)}
             with tempfile.TemporaryDirectory(prefix="int8-calibrated-") as work:
                 source = Path(work) / "smoothed.onnx"
-                if key not in cache:
-                    model = onnx.load(str(raw_path), load_external_data=False)
-                    skipped = {node.name for node in model.graph.node if skip(node)}
-                    weights, done = calibrate(
-                        raw_path, source, calibration, recipe.smooth_alpha, recipe.rounding == "gptq", skipped
-                    )
-                    cache[key] = (source.read_bytes(), weights, done)
-                smoothed, weights, done = cache[key]
-                source.write_bytes(smoothed)
+                source.write_bytes(fit.model)
                 quantize_per_token(source, out_path, skip, symmetric, weights)
     elif recipe.calibrated or recipe.fp32_parts != "layer":
         raise ValueError("smoothing, GPTQ rounding and fp32 feed-forward parts apply to per-token recipes only")

@@ -30,6 +30,7 @@ from export.per_token import CENTRED, WEIGHT_MAX
 
 SHAPE_ONLY = {"Shape"}  # consumers that read only the shape, which smoothing keeps
 MIN_SCALE = 1e-5
+ALPHA = 0.5  # the product's migration strength (benchmarks/results/int8-calibrated/notes.md)
 DAMP = 0.01  # GPTQ's Hessian damping, as a fraction of its mean diagonal
 
 QuantizedWeights = dict[str, tuple[np.ndarray, np.ndarray]]  # weight name -> (int8 values, column scales)
@@ -310,39 +311,51 @@ def gptq_round(
     return quantized, scale.astype(np.float32)
 
 
-def calibrate(
-    raw_path: Path,
-    out_path: Path,
-    feeds: list[dict[str, np.ndarray]],
-    alpha: float | None,
-    gptq: bool,
-    skip: set[str] | None = None,
-    max_level: int = WEIGHT_MAX,
-) -> tuple[QuantizedWeights, dict[str, int]]:
-    """Write the (smoothed, if `alpha`) fp32 graph of `raw_path` to `out_path` and return its weights rounded
-    by GPTQ to `max_level` levels each side (if `gptq`; keyed by initializer name, MatMuls named in `skip`
-    left out) and what was done."""
+@dataclass(frozen=True)
+class Calibration:
+    """What the fitting pairs measured, once per export: the smoothed fp32 graph (serialized), and for GPTQ each
+    constant-weight MatMul (by node name) with its weight (by initializer name, fp32) and the Hessian of its
+    input. `rounded` turns it into int8 weights on any grid, for any set of MatMuls left in fp32."""
+
+    model: bytes
+    matmuls: dict[str, tuple[str, np.ndarray, np.ndarray]]  # node name -> (weight name, weight, input Hessian)
+    done: dict[str, int]  # sites smoothed
+
+    def rounded(self, max_level: int = WEIGHT_MAX, skip: frozenset[str] = frozenset()) -> QuantizedWeights:
+        """GPTQ-rounded weights with |q| <= max_level, keyed by initializer name; MatMuls in `skip` left out."""
+        return {
+            name: gptq_round(weight, hessian, max_level=max_level)
+            for node, (name, weight, hessian) in self.matmuls.items()
+            if node not in skip
+        }
+
+
+def calibrate(raw_path: Path, feeds: list[dict[str, np.ndarray]], alpha: float | None, gptq: bool) -> Calibration:
+    """Smooth the fp32 graph of `raw_path` (if `alpha`) and measure what GPTQ needs (if `gptq`) on `feeds`."""
     model = onnx.load(str(raw_path))
-    done = {"smoothed_norms": 0, "smoothed_ffn_out": 0, "gptq_weights": 0}
+    done = {"smoothed_norms": 0, "smoothed_ffn_out": 0}
     if alpha is not None:
         tensors = [site.output for site in norm_sites(model)]
         tensors += [model.graph.node[position].input[0] for position in ffn_out_sites(model)]
         model, done["smoothed_norms"], done["smoothed_ffn_out"] = smooth_model(
             model, activation_ranges(model, list(dict.fromkeys(tensors)), feeds), alpha
         )
-    onnx.save(model, str(out_path))
-    weights: QuantizedWeights = {}
+    matmuls: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     if gptq:
         initializers = {init.name: init for init in model.graph.initializer}
-        matmuls = [
-            node
-            for node in model.graph.node
-            if _constant_weight(node, initializers) is not None and node.name not in (skip or set())
-        ]
-        inputs = hessians(model, list(dict.fromkeys(node.input[0] for node in matmuls)), feeds)
-        for node in matmuls:
-            weights[node.input[1]] = gptq_round(
-                numpy_helper.to_array(initializers[node.input[1]]), inputs[node.input[0]], max_level=max_level
-            )
-        done["gptq_weights"] = len(weights)
-    return weights, done
+        nodes = [node for node in model.graph.node if _constant_weight(node, initializers) is not None]
+        inputs = hessians(model, list(dict.fromkeys(node.input[0] for node in nodes)), feeds)
+        for node in nodes:
+            weight = numpy_helper.to_array(initializers[node.input[1]])
+            matmuls[node.name] = (node.input[1], weight, inputs[node.input[0]])
+    return Calibration(model.SerializeToString(), matmuls, done)
+
+
+def calibrated(
+    cache: dict[tuple, Calibration], raw_path: Path, feeds: list[dict[str, np.ndarray]], alpha: float | None, gptq: bool
+) -> Calibration:
+    """`calibrate`, once per graph and settings for an export (`cache`: a dict the caller keeps)."""
+    key = (str(raw_path), alpha, gptq)
+    if key not in cache:
+        cache[key] = calibrate(raw_path, feeds, alpha, gptq)
+    return cache[key]
