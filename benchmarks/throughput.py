@@ -330,7 +330,13 @@ def benchmark(
     best_torch = None
     if bf16:
         best_torch = max((TORCH, TORCH_BF16), key=lambda path: by_name[path]["pairs_per_s"])
-        compared = [SCORER_AUTO, SCORER_BF16, SCORER_INT8, TORCH_BF16] + [SCORER_INT8_OPENVINO] * int8_openvino
+        compared = [
+            SCORER_AUTO,
+            SCORER_BF16,
+            SCORER_INT8,
+            TORCH_BF16,
+            *([SCORER_INT8_OPENVINO] if int8_openvino else []),
+        ]
         for path in compared:
             ratios[f"{path}_vs_best_torch"] = ratio(path, best_torch)
             ratios[f"{path}_vs_best_torch_after_load"] = ratio(path, best_torch, "scoring_pairs_per_s")

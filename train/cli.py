@@ -8,22 +8,12 @@ import click
 
 from train.config import TrainConfig
 from train.data import read_files
-from train.errors import BaseModelError, DataError, OutputError, TrainInputError
+from train.errors import TrainInputError, param_hint
 from train.staging import check_output, read_paths
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _POSITIVE = click.FloatRange(min=0, min_open=True)
 DEFAULTS = TrainConfig()  # the flags show and use the config's own defaults
-
-
-def _param_hint(exc: TrainInputError, eval_files: tuple[Path, ...]) -> str:
-    if isinstance(exc, DataError):
-        return "--eval" if exc.path in eval_files else "--train"
-    if isinstance(exc, BaseModelError):
-        return "--base-model"
-    if isinstance(exc, OutputError):
-        return "-o/--output"
-    return "input"
 
 
 @click.command()
@@ -129,7 +119,7 @@ def train(
 
         metrics = fit(train_data, output, config, eval_data)
     except TrainInputError as exc:
-        raise click.BadParameter(str(exc), param_hint=_param_hint(exc, eval_files)) from None
+        raise click.BadParameter(str(exc), param_hint=param_hint(exc, eval_files)) from None
     click.echo(f"checkpoint: {output}")
     click.echo(f"threshold: {metrics['threshold']:.4f} ({metrics['threshold_source']})")
     for fmt, figures in metrics["eval"].items():

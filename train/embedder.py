@@ -37,7 +37,7 @@ from scorer.candidates.text import product_name
 from scorer.errors import InputError
 from scorer.paths import check_dir_target
 from train.data import RELEVANT
-from train.errors import BaseModelError, DataError, OutputError, TrainInputError
+from train.errors import BaseModelError, DataError, OutputError, TrainInputError, param_hint
 from train.staging import staged_directory
 
 MARKER = "train_embedder.json"  # a directory holding it is an earlier output, which a new one may replace
@@ -230,6 +230,7 @@ def fit(
     return record
 
 
+DEFAULTS = EmbedderConfig(base_model="")  # the flags show and use the config's own defaults
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _POSITIVE = click.FloatRange(min=0, min_open=True)
 
@@ -248,28 +249,32 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--base-model", default=None, help="Sentence-transformers model, directory or hub name [all-MiniLM-L6-v2, offline]."
 )
-@click.option("--epochs", type=_POSITIVE, default=1.0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Pairs per step.")
-@click.option("--lr", type=_POSITIVE, default=5e-5, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per text.")
+@click.option("--epochs", type=_POSITIVE, default=DEFAULTS.epochs, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=2), default=DEFAULTS.batch_size, show_default=True, help="Pairs per step."
+)
+@click.option("--lr", type=_POSITIVE, default=DEFAULTS.lr, show_default=True)
+@click.option(
+    "--max-length", type=click.IntRange(min=8), default=DEFAULTS.max_length, show_default=True, help="Tokens per text."
+)
 @click.option(
     "--loss",
     type=click.Choice(["mnrl", "symmetric"]),
-    default="mnrl",
+    default=DEFAULTS.loss,
     show_default=True,
     help="MultipleNegativesRankingLoss, or its symmetric variant.",
 )
 @click.option(
     "--text",
     type=click.Choice(["product-name", "raw"]),
-    default="product-name",
+    default=DEFAULTS.text,
     show_default=True,
     help="Train on each title's product name (what `scorer candidates` embeds) or on the whole text.",
 )
 @click.option("--query-col", default="query", show_default=True)
 @click.option("--candidate-col", default="candidate", show_default=True)
 @click.option("--label-col", default="label", show_default=True, help="1 (or >= 0.5) marks a pair of one product.")
-@click.option("--seed", type=int, default=12, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_embedder(
     train_files: tuple[Path, ...],
@@ -309,8 +314,5 @@ def train_embedder(
         click.echo(f"{len(pairs):,} positive pairs from {len(train_files)} file(s)", err=True)
         record = fit(pairs, output, config, progress)
     except TrainInputError as exc:
-        hint = {DataError: "--train", BaseModelError: "--base-model", OutputError: "-o/--output"}.get(
-            type(exc), "input"
-        )
-        raise click.BadParameter(str(exc), param_hint=hint) from None
+        raise click.BadParameter(str(exc), param_hint=param_hint(exc)) from None
     click.echo(f"embedder model: {output} ({record['steps']} steps, {record['seconds']} s)")

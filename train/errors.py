@@ -36,3 +36,14 @@ class BaseModelError(TrainInputError):
 
 class OutputError(TrainInputError):
     """The output path cannot take a checkpoint."""
+
+
+def param_hint(exc: TrainInputError, eval_files: tuple[Path, ...] = ()) -> str:
+    """The command-line flag a training input error is about (for Click's message)."""
+    if isinstance(exc, DataError):
+        return "--eval" if exc.path in eval_files else "--train"
+    if isinstance(exc, BaseModelError):
+        return "--base-model"
+    if isinstance(exc, OutputError):
+        return "-o/--output"
+    return "input"
