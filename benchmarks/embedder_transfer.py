@@ -6,13 +6,20 @@ For each pairs dataset X, `scorer train-embedder` fine-tunes all-MiniLM-L6-v2 (o
 of every split of the other datasets only (never a pair of X), in a fresh process; then `scorer candidates`
 runs on X's catalogue exactly as `benchmarks.candidates` builds and runs it (k = 20, all four generators), once
 with the pretrained embedder (the baseline, measured in the same run) and once with the fine-tuned one.
+With `--more-k`, the fine-tuned blocking also runs at larger k (how far recall is from the target in pairs per
+record), and every run splits its recall by where a true pair comes from: a hand-verified test-split positive, a
+train/valid positive (derived from shared product identifiers), or the transitive closure alone. With `--audit N
+--audit-dir DIR`, seeded samples of N missed and N found true pairs per dataset are written to DIR (CSV with
+both titles and the pair's origin) for a person to judge; keep DIR outside the repository, the titles are the shared data's.
 Writes `embedder_transfer.json` and `embedder_transfer.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -52,10 +59,50 @@ def train_without(
     return target, json.loads((target / MARKER).read_text()), time.perf_counter() - start
 
 
+ORIGINS = ("test", "train+valid", "transitive")
+
+
+def true_pairs(truth: Path) -> set[tuple[str, str]]:
+    """Every sorted id pair of one truth group."""
+    groups: dict[str, list[str]] = {}
+    for row in pq.read_table(truth).to_pylist():
+        groups.setdefault(row["group"], []).append(row["id"])
+    return {tuple(sorted((a, b))) for ids in groups.values() for i, a in enumerate(ids) for b in ids[i + 1 :]}
+
+
+def origin(pair: tuple[str, str], positives: dict[str, set[tuple[str, str]]]) -> str:
+    """Where a true pair comes from: a test-split positive, a train/valid positive, or the closure alone."""
+    if pair in positives["test"]:
+        return "test"
+    return "train+valid" if pair in positives["train"] | positives["valid"] else "transitive"
+
+
+def missed_pairs(pairs_file: Path, truth: Path) -> set[tuple[str, str]]:
+    """The true pairs (sorted ids) that the candidates do not hold."""
+    table = pq.read_table(pairs_file, columns=["query_id", "candidate_id"]).to_pydict()
+    found = {tuple(sorted(p)) for p in zip(table["query_id"], table["candidate_id"], strict=True)}
+    return true_pairs(truth) - found
+
+
+def recall_by_origin(missed: set[tuple[str, str]], truth: Path, positives: Any) -> dict[str, dict[str, float | int]]:
+    """True pairs and recall per origin (test, train+valid, transitive)."""
+    totals = {name: 0 for name in ORIGINS}
+    misses = dict(totals)
+    for pair in true_pairs(truth):
+        totals[origin(pair, positives)] += 1
+    for pair in missed:
+        misses[origin(pair, positives)] += 1
+    return {
+        name: {"pairs": totals[name], "recall": 1 - misses[name] / totals[name] if totals[name] else 1.0}
+        for name in ORIGINS
+    }
+
+
 def measure(
     catalogue: Path, truth: Path, work: Path, k: int, embedder: Path, extra: list[str], positives: Any
 ) -> dict[str, Any]:
-    """One `scorer candidates` run on a dataset catalogue, with labelled recall by split."""
+    """One `scorer candidates` run on a dataset catalogue, with labelled recall by split and recall by origin;
+    the missed true pairs are kept under `missed` (removed before the report is written)."""
     run = run_candidates(catalogue, truth, work, k, embedder, extra)
     pairs_file = Path(run.pop("pairs_file"))
     titles = dict(zip(*pq.read_table(catalogue).to_pydict().values(), strict=True))
@@ -63,7 +110,26 @@ def measure(
         "test": labelled_recall(pairs_file, positives["test"], titles),
         "all": labelled_recall(pairs_file, set().union(*positives.values()), titles),
     }
+    run["missed"] = missed_pairs(pairs_file, truth)
+    run["by_origin"] = recall_by_origin(run["missed"], truth, positives)
     return run
+
+
+def write_audit(
+    path: Path, missed: set[tuple[str, str]], truth: Path, catalogue: Path, positives: Any, size: int, seed: int = 0
+) -> None:
+    """Seeded samples of `size` missed and `size` found true pairs, with both titles and each pair's origin, for a
+    person to judge (the found ones tell how noisy the truth is where blocking succeeds)."""
+    titles = dict(zip(*pq.read_table(catalogue).to_pydict().values(), strict=True))
+    rng = random.Random(seed)
+    found = true_pairs(truth) - missed
+    samples = [(pair, "no") for pair in rng.sample(sorted(missed), min(size, len(missed)))]
+    samples += [(pair, "yes") for pair in rng.sample(sorted(found), min(size, len(found)))]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["left_id", "right_id", "found", "origin", "left_title", "right_title", "judgement"])
+        for (a, b), was_found in samples:
+            writer.writerow([a, b, was_found, origin((a, b), positives), titles[a], titles[b], ""])
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -106,6 +172,26 @@ def markdown(result: dict[str, Any]) -> str:
         "train s = training and saving the model (CPU, 2 shared cores, so times vary). Measured, not predicted:",
         "rerun the command above to reproduce.",
     ]
+    lines += [
+        "",
+        "## Recall by where a true pair comes from",
+        "",
+        "Test = the hand-verified test-split positives; train+valid = the positives derived from shared product",
+        "identifiers; transitive = true pairs joined only through the connected components (no label of their own).",
+        "",
+        "| dataset | k | pairs/record | recall | test | train+valid | transitive |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for name, r in result["datasets"].items():
+        for label, run in [
+            (f"{result['k']} (pretrained)", r["baseline"]),
+            (str(result["k"]), r["tuned"]),
+            *r.get("tuned_at_k", {}).items(),
+        ]:
+            cells = " | ".join(
+                f"{o['recall']:.4f} of {o['pairs']:,}" for o in (run["by_origin"][key] for key in ORIGINS)
+            )
+            lines.append(f"| {name} | {label} | {run['pairs_per_record']} | {run['blocking_recall']:.4f} | {cells} |")
     reused = [name for name, r in result["datasets"].items() if not r["training"]["process_seconds"]]
     if reused:
         lines += [
@@ -124,13 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=None, help="Keep (and reuse) the trained models here [temp].")
     parser.add_argument("--only", default="", help="Comma-separated datasets to measure [all].")
     parser.add_argument("--embedder", type=Path, default=None, help="Baseline ONNX embedder directory [user cache].")
+    parser.add_argument("--more-k", default="", help="Comma-separated larger k to run the fine-tuned blocking at too.")
+    parser.add_argument("--audit", type=int, default=0, help="Missed true pairs to sample per dataset for judging.")
+    parser.add_argument("--audit-dir", type=Path, default=None, help="Where the audit samples go (outside the repo).")
     args, train_flags = parser.parse_known_args(argv)
+    if args.audit and args.audit_dir is None:
+        parser.error("--audit needs --audit-dir")
     pairs_dir = args.data / "pairs"
     if not pairs_dir.is_dir():
         print(f"{pairs_dir} not found: this benchmark needs the shared data folder; skipped", file=sys.stderr)
         return 0
     folders = sorted(p for p in pairs_dir.iterdir() if (p / "test.parquet").exists())
     only = {name for name in args.only.split(",") if name}
+    more_k = [int(k) for k in args.more_k.split(",") if k]
     baseline, _ = ensure_embedder(args.embedder)
     result: dict[str, Any] = {
         **header("benchmarks.embedder_transfer", argv),
@@ -150,8 +242,22 @@ def main(argv: list[str] | None = None) -> int:
             catalogue, truth, positives = dataset_catalogue(folder, work)
             onnx = work / f"onnx-{folder.name}"
             before = measure(catalogue, truth, work, args.k, baseline, [], positives)
-            after = measure(catalogue, truth, work, args.k, onnx, ["--embedder-model", str(model)], positives)
-            result["datasets"][folder.name] = {"baseline": before, "tuned": after, "training": record}
+            tuned = ["--embedder-model", str(model)]
+            after = measure(catalogue, truth, work, args.k, onnx, tuned, positives)
+            larger = {k: measure(catalogue, truth, work, k, onnx, tuned, positives) for k in more_k}
+            if args.audit:
+                args.audit_dir.mkdir(parents=True, exist_ok=True)
+                write_audit(
+                    args.audit_dir / f"{folder.name}.csv", after["missed"], truth, catalogue, positives, args.audit
+                )
+            for run in (before, after, *larger.values()):
+                del run["missed"]
+            result["datasets"][folder.name] = {
+                "baseline": before,
+                "tuned": after,
+                "tuned_at_k": {str(k): run for k, run in larger.items()},
+                "training": record,
+            }
             print(
                 f"{folder.name}: recall {before['blocking_recall']:.4f} -> {after['blocking_recall']:.4f}",
                 file=sys.stderr,
