@@ -333,3 +333,23 @@ def test_embedding_generator_without_torch(tmp_path: Path, tiny_embedder: Path) 
     data = json.loads(report.read_text())
     assert data["pairs_by_generator"] == {"embedding": table.num_rows}
     assert data["estimated_scoring"]["pairs_per_s"] > 0
+
+
+def test_token_lengths_and_scoring_estimate_read_in_windows(
+    tiny_embedder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scorer.candidates import embedder as embedder_module
+    from scorer.candidates import report
+    from scorer.candidates.blocking import Blocking
+    from scorer.candidates.embedder import Embedder, EncodeStats
+
+    model = Embedder(tiny_embedder)
+    texts = [" ".join(["word"] * count) for count in range(1, 12)]
+    monkeypatch.setattr(embedder_module, "WINDOW", 4)  # 11 texts: windows of 4, 4, 3
+    lengths = model.token_lengths(texts)
+    assert lengths.tolist() == [count + 2 for count in range(1, 12)]  # [CLS] word x count [SEP]
+    monkeypatch.setattr(report, "CHUNK", 2)  # 3 pairs: chunks of 2, 1
+    n = len(texts)
+    keys = np.array([0 * n + 1, 2 * n + 5, 3 * n + 10])  # tokens per pair (both texts, one [CLS]): 6, 12, 18
+    blocking = Blocking(keys, np.ones(3, dtype=np.int8), encode_stats=EncodeStats(1200, 1.0), token_lengths=lengths)
+    assert report.scoring_estimate(blocking, None)["pairs_per_s"] == 100.0  # 1200 tokens/s / 12 tokens per pair

@@ -26,7 +26,7 @@ from scorer.candidates.embedder import Embedder, EncodeStats
 from scorer.candidates.keys import key_pairs
 from scorer.candidates.lexical import lexical_pairs, token_counts
 from scorer.candidates.neighbours import knn_pairs
-from scorer.candidates.pairs import merge
+from scorer.candidates.pairs import GENERATORS, merge, unordered_keys
 from scorer.candidates.text import char_trigrams, keys, product_name, weighted_tokens
 from scorer.candidates.trigram import trigram_pairs
 
@@ -83,6 +83,33 @@ class Steps:
         return lambda count: self.progress.advance(task, count)
 
 
+def _embedding_pairs(
+    catalogue: Catalogue,
+    texts: list[str],
+    k: int,
+    embedder: Embedder,
+    threads: int | None,
+    steps: Steps,
+    result: Blocking,
+) -> Directed:
+    """The k nearest neighbours of each record by its product name's embedding; what encoding cost goes to
+    `result`. The vectors are freed on return, before the next generator runs."""
+    start = time.perf_counter()
+    names = [product_name(text) for text in texts]
+    vectors, _ = embedder.encode(names, steps.step("embedding: encode", len(texts)))
+    result.encode_stats = embedder.stats
+    result.token_lengths = embedder.token_lengths(texts)  # whole titles: what the scorer will read
+    result.seconds["embedding_encode"] = time.perf_counter() - start
+    sides = _sides(catalogue)
+    advance = steps.step("embedding: index + search", sum(len(q) + len(d) for q, d in sides))
+    return _concat(
+        [
+            knn_pairs(vectors[d.start : d.stop], d.start, vectors[q.start : q.stop], q.start, k, threads, advance)
+            for q, d in sides
+        ]
+    )
+
+
 def run_generators(
     catalogue: Catalogue,
     generators: list[str],
@@ -91,46 +118,25 @@ def run_generators(
     threads: int | None,
     steps: Steps,
 ) -> Blocking:
-    """Each generator's top-k per record, merged into unordered pairs (never a record with itself)."""
+    """Each generator's top-k per record, merged into unordered pairs (never a record with itself). Each
+    generator's directed lists become sorted unordered keys as soon as it ends, so only those are held."""
     result = Blocking(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))
     if not catalogue.possible_pairs:
         return result
     texts = catalogue.texts.to_pylist()
-    directed: dict[str, Directed] = {}
-    seconds: dict[str, float] = {}
-    if "lexical" in generators:
+    runs: dict[str, Callable[[], Directed]] = {
+        "lexical": lambda: _sparse_pairs(catalogue, texts, k, steps, "lexical (BM25)", weighted_tokens, lexical_pairs),
+        "keys": lambda: key_pairs((keys(text) for text in texts), k, catalogue.split),
+        "trigram": lambda: _sparse_pairs(catalogue, texts, k, steps, "trigram (TF-IDF)", char_trigrams, trigram_pairs),
+    }
+    if embedder is not None:
+        runs["embedding"] = lambda: _embedding_pairs(catalogue, texts, k, embedder, threads, steps, result)
+    found: dict[str, np.ndarray] = {}
+    for name in (name for name in GENERATORS if name in generators and name in runs):
         start = time.perf_counter()
-        directed["lexical"] = _sparse_pairs(
-            catalogue, texts, k, steps, "lexical (BM25)", weighted_tokens, lexical_pairs
-        )
-        seconds["lexical"] = time.perf_counter() - start
-    if "keys" in generators:
-        start = time.perf_counter()
-        directed["keys"] = key_pairs((keys(text) for text in texts), k, catalogue.split)
-        seconds["keys"] = time.perf_counter() - start
-    if "embedding" in generators and embedder is not None:
-        start = time.perf_counter()
-        names = [product_name(text) for text in texts]
-        vectors, _ = embedder.encode(names, steps.step("embedding: encode", len(texts)))
-        result.encode_stats = embedder.stats
-        result.token_lengths = embedder.token_lengths(texts)  # whole titles: what the scorer will read
-        seconds["embedding_encode"] = time.perf_counter() - start
-        sides = _sides(catalogue)
-        advance = steps.step("embedding: index + search", sum(len(q) + len(d) for q, d in sides))
-        parts = [
-            knn_pairs(vectors[d.start : d.stop], d.start, vectors[q.start : q.stop], q.start, k, threads, advance)
-            for q, d in sides
-        ]
-        directed["embedding"] = _concat(parts)
-        seconds["embedding"] = time.perf_counter() - start
-    if "trigram" in generators:
-        start = time.perf_counter()
-        directed["trigram"] = _sparse_pairs(
-            catalogue, texts, k, steps, "trigram (TF-IDF)", char_trigrams, trigram_pairs
-        )
-        seconds["trigram"] = time.perf_counter() - start
+        found[name] = unordered_keys(*runs[name](), len(catalogue))
+        result.seconds[name] = time.perf_counter() - start
     start = time.perf_counter()
-    result.pair_keys, result.mask = merge(directed, len(catalogue))
-    seconds["merge"] = time.perf_counter() - start
-    result.seconds = seconds
+    result.pair_keys, result.mask = merge(found)
+    result.seconds["merge"] = time.perf_counter() - start
     return result

@@ -93,8 +93,13 @@ class Embedder:
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
     def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
-        """Each text's token count (special tokens included, after truncation), without encoding."""
-        return np.array([len(e.ids) for e in self.tokenizer.encode_batch(list(texts))], dtype=np.int64)
+        """Each text's token count (special tokens included, after truncation), without encoding; a window at
+        a time (1M tokenizer encodings held at once took ~3 GB)."""
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        for first in range(0, len(texts), WINDOW):
+            encodings = self.tokenizer.encode_batch(list(texts[first : first + WINDOW]))
+            lengths[first : first + len(encodings)] = [len(e.ids) for e in encodings]
+        return lengths
 
     def encode(
         self, texts: Sequence[str], advance: Callable[[int], None] | None = None

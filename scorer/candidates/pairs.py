@@ -7,8 +7,11 @@ unordered pair (a, b) with a < b is stored as the int64 key a * n + b.
 >>> q, c = cap_per_query(np.array([0, 0, 0, 1]), np.array([1, 2, 3, 0]), np.array([3.0, 1.0, 2.0, 0.0]), 2)
 >>> q.tolist(), c.tolist()
 ([0, 0, 1], [1, 3, 0])
->>> keys, mask = merge({"lexical": (q, c), "keys": (np.array([3]), np.array([0]))}, n=4)
->>> keys.tolist(), mask.tolist()  # pairs (0, 1) by lexical; (0, 3) by lexical and keys
+>>> lexical, keys = unordered_keys(q, c, n=4), unordered_keys(np.array([3]), np.array([0]), n=4)
+>>> lexical.tolist(), keys.tolist()  # pairs (0, 1), (0, 3), (1, 0) = (0, 1); (3, 0) = (0, 3)
+([1, 3], [3])
+>>> pair_keys, mask = merge({"lexical": lexical, "keys": keys})
+>>> pair_keys.tolist(), mask.tolist()  # pairs (0, 1) by lexical; (0, 3) by lexical and keys
 ([1, 3], [1, 3])
 """
 
@@ -63,15 +66,17 @@ def block_pairs(codes: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.
     return members[member_pos[keep]], members[partner_pos[keep]], size[member_pos[keep]]
 
 
-def merge(directed: dict[str, tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Union of every generator's directed pairs as sorted unordered pair keys, and a bit mask per key
-    telling which generators (bit i = GENERATORS[i]) proposed it. Self-pairs are dropped."""
-    keys, flags = [], []
-    for name, (query, candidate) in directed.items():
-        low, high = np.minimum(query, candidate), np.maximum(query, candidate)
-        unique = sorted_unique((low * n + high)[low != high])
-        keys.append(unique)
-        flags.append(np.full(len(unique), 1 << GENERATORS.index(name), dtype=np.int8))
+def unordered_keys(query: np.ndarray, candidate: np.ndarray, n: int) -> np.ndarray:
+    """Sorted distinct unordered pair keys (a * n + b, a < b) of directed pairs; self-pairs are dropped."""
+    low, high = np.minimum(query, candidate), np.maximum(query, candidate)
+    return sorted_unique((low * n + high)[low != high])
+
+
+def merge(keys_by_generator: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Union of every generator's sorted unordered pair keys, and a bit mask per key telling which generators
+    (bit i = GENERATORS[i]) proposed it."""
+    keys = list(keys_by_generator.values())
+    flags = [np.full(len(k), 1 << GENERATORS.index(name), dtype=np.int8) for name, k in keys_by_generator.items()]
     all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
     if not len(all_keys):
         return all_keys, np.zeros(0, dtype=np.int8)
