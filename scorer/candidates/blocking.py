@@ -1,15 +1,16 @@
 """Run the chosen generators over a catalogue and merge their pairs.
 
-Memory: the catalogue's texts, token matrix and (with embeddings) its vectors and HNSW graph are held
-at once, about 1.7 KB per record with the default embedder (384 float32 + 32 graph links), plus the
-candidate lists: at most 2 x k directed pairs per record and generator before the merge (16 bytes each),
-so about 2.5 KB + 2.6 KB (k = 20, four generators) per record; the trigram matrices (int32 index and
-float32 weight per distinct trigram, a few copies) add ~1.3 KB per record while they run (peak RSS for
-100k synthetic titles: 691 MB with lexical, keys, trigram; 557 MB with lexical, keys in an earlier run).
-Measured at 1M synthetic titles, the peak is higher than that sum: 8.7 GB with all four generators, 2.5 GB without
-embeddings (benchmarks/results/candidates).
-Lexical and trigram products run in chunks of at most 10M scores; embeddings are computed a window of
-8192 texts at a time.
+Memory grows linearly with the catalogue; nothing is quadratic. Held for the whole run: the texts and
+each finished generator's unordered pair keys (8 bytes per pair, ~25 pairs per record at k = 20). Held while one
+step runs:
+- the embedding step: the vectors (1.5 KB per record with the default embedder) and the faiss HNSW index, which
+  copies them and adds 32 graph links per record;
+- the trigram step: its matrices (~1.3 KB per record).
+Lexical and trigram products run in chunks of at most 10M scores. Texts are tokenized and embedded a window
+of 8192 at a time.
+Peak RSS measured on synthetic titles (benchmarks/results/candidates):
+- all four generators: 0.99 GB at 100k records, 4.7 GB at 1M;
+- without embeddings: 0.59 GB at 100k, 1.9 GB at 1M.
 """
 
 from __future__ import annotations
