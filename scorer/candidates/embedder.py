@@ -94,7 +94,7 @@ class Embedder:
 
     def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
         """Each text's token count (special tokens included, after truncation), without encoding; a window at
-        a time (1M tokenizer encodings held at once took ~3 GB)."""
+        a time (tokenizer encodings held at once cost ~3 KB per text, measured on 60k titles)."""
         lengths = np.zeros(len(texts), dtype=np.int64)
         for first in range(0, len(texts), WINDOW):
             encodings = self.tokenizer.encode_batch(list(texts[first : first + WINDOW]))

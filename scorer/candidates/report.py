@@ -27,7 +27,7 @@ def scoring_estimate(blocking: Blocking, pairs_per_s: float | None) -> dict[str,
                 "basis": "unknown: run the embedding generator or give --pairs-per-s",
             }
         n, keys = len(lengths), blocking.pair_keys
-        chunks = (keys[lo : lo + CHUNK] for lo in range(0, pairs, CHUNK))  # 42M pairs at once took ~1.7 GB
+        chunks = (keys[lo : lo + CHUNK] for lo in range(0, pairs, CHUNK))  # not 40 bytes of temporaries per pair
         tokens = sum(int(lengths[chunk // n].sum() + lengths[chunk % n].sum()) for chunk in chunks)
         mean_tokens = tokens / pairs - 1 if pairs else float(2 * lengths.mean() - 1)
         pairs_per_s = stats.tokens_per_s / mean_tokens
