@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from scorer.candidates.text import title_tokens
 
 SPLITS = ("train", "valid", "test")
@@ -162,12 +162,7 @@ def ensure_embedder(directory: Path | None) -> tuple[Path, float | None]:
 def markdown(result: dict[str, Any]) -> str:
     """The report for people."""
     lines = [
-        "# Blocking: `scorer candidates`",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("Blocking: `scorer candidates`", result),
         (
             f"{result['threads']} threads; k = {result['k']}; generators lexical, keys, "
             f"embedding, trigram (embedder: {result['embedder_weights']}, on each title's first segment)."

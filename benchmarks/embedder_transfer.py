@@ -37,7 +37,7 @@ from benchmarks.candidates import (
     labelled_recall,
     run_candidates,
 )
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 
 MARKER = "train_embedder.json"
 
@@ -135,12 +135,7 @@ def write_audit(
 def markdown(result: dict[str, Any]) -> str:
     """The report for people."""
     lines = [
-        "# Blocking with a fine-tuned embedder: leave one dataset out",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("Blocking with a fine-tuned embedder: leave one dataset out", result),
         (
             f"k = {result['k']}; generators lexical, keys, embedding, trigram. Training: `scorer train-embedder` "
             f"{' '.join(result['train_flags']) or '(defaults)'}: {result['training']}"

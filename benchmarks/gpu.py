@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.child import ChildRun, run_child
 from benchmarks.flops import load_config, total_flops
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from benchmarks.inputs import catalogue_pairs
 from scorer.metrics import parity
 
@@ -525,12 +525,7 @@ def _fmt(value: Any, spec: str = ",.0f") -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The report for people: one table per model, the targets, what was skipped."""
     lines = [
-        f"# GPU path: `scorer run` {result['precision']} against torch (issue 13)",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head(f"GPU path: `scorer run` {result['precision']} against torch (issue 13)", result),
         (
             f"Device: {result['device']} ({result['gpu'] or 'no GPU'}); {result['pairs']['rows']:,} "
             f"pairs from {result['pairs']['source']}; torch batch size {result['torch_batch_size']}; "

@@ -33,7 +33,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from benchmarks.child import run_child
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from scorer.grouping.cluster import cluster
 from scorer.grouping.edges import Graph, build_graph
 from scorer.grouping.evaluate import scores
@@ -342,12 +342,7 @@ def _pairwise_note(quality: list[dict[str, Any]]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "# `scorer group`: quality and scale",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("`scorer group`: quality and scale", result),
         "## Targets",
         "",
         "| target | required | measured | met |",

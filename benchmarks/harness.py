@@ -57,6 +57,11 @@ def machine_line(result: dict[str, Any]) -> str:
     return f"{result['created']}; CPU: {m['cpu']} ({m['logical_cpus']} logical CPUs; flags: {flags})."
 
 
+def report_head(title: str, result: dict[str, Any]) -> list[str]:
+    """The Markdown lines every report opens with: its title, the exact command, when and where it ran."""
+    return [f"# {title}", "", f"`{result['command']}`", "", machine_line(result), ""]
+
+
 def write_report(
     out: Path, name: str, result: dict[str, Any], markdown: str, chart: Callable[[Path], None] | None = None
 ) -> Path:

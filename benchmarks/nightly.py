@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.child import run_child
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 
 NAME = "nightly"
 TARGET_RATIO = 0.20
@@ -86,12 +86,7 @@ def _score(night: Path, artifact: Path, output: Path, *extra: str) -> dict[str, 
 def _markdown(result: dict[str, Any]) -> str:
     r = result["ratio"]
     lines = [
-        "# Nightly reuse: night 2 in full vs with `--reuse` of night 1",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("Nightly reuse: night 2 in full vs with `--reuse` of night 1", result),
         (
             f"{result['pairs']:,} distinct pairs, {result['changed']:.0%} of the candidates changed on night 2, "
             f"rows shuffled; model: {result['model']}; precision {result['precision']}."

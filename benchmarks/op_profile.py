@@ -22,7 +22,7 @@ import click
 import onnxruntime as ort
 import pyarrow.parquet as pq
 
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from scorer.artifact import variant_path
 from scorer.batching import pad_batch, plan_batches
 from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
@@ -93,12 +93,7 @@ def profile(
 def markdown(result: dict[str, Any], top: int = 15) -> str:
     total_ms = sum(op["ms"] for op in result["ops"].values())
     lines = [
-        f"# Op profile: {result['precision']} ({result['recipe']})",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head(f"Op profile: {result['precision']} ({result['recipe']})", result),
         (
             f"{result['pairs']:,} pairs, {result['tokens']:,} tokens, {result['batches']} batches, "
             f"{result['threads']} threads. Tokenization {result['tokenize_s']:.2f} s, padding {result['pad_s']:.2f} s, "

@@ -19,7 +19,7 @@ import click
 import pyarrow.parquet as pq
 
 from benchmarks.child import run_child
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from benchmarks.nightly import _artifact, _nights
 
 NAME = "ray"
@@ -43,12 +43,7 @@ def _score(source: Path, artifact: Path, output: Path, extra: list[str]) -> dict
 
 def _markdown(result: dict[str, Any]) -> str:
     lines = [
-        "# Ray engine overhead at equal cores",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("Ray engine overhead at equal cores", result),
         (
             f"{result['pairs']:,} distinct real title pairs, "
             f"MiniLM-size model, {result['precision']}; each run a fresh process, wall time end to end (Ray start-up "

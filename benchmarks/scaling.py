@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from benchmarks.child import run_child
-from benchmarks.harness import header, machine_line, write_report
+from benchmarks.harness import header, report_head, write_report
 from benchmarks.inputs import catalogue_pairs
 from scorer.artifact import load_manifest
 
@@ -75,12 +75,7 @@ def measure(
 def markdown(result: dict[str, Any], chart: str) -> str:
     runs = result["runs"]
     lines = [
-        "# Scaling of `scorer run`",
-        "",
-        f"`{result['command']}`",
-        "",
-        machine_line(result),
-        "",
+        *report_head("Scaling of `scorer run`", result),
         f"Model: {result['model']}, {result['precision']}; input: {result['input']}.",
         "",
     ]
