@@ -70,12 +70,23 @@ def dataset_catalogue(folder: Path, work: Path) -> tuple[Path, Path, dict[str, s
     return catalogue, truth, positives
 
 
-def labelled_recall(pairs: Path, positives: set[tuple[str, str]], titles: dict[str, str]) -> dict[str, float | int]:
-    """Share of the labelled positive pairs (not their transitive closure) among the candidates, and how many
-    of those missed share no title token at all (unreachable for any title-based blocking: label noise or
-    another language)."""
+def found_pairs(pairs: Path) -> set[tuple[str, str]]:
+    """The candidate pairs of a `scorer candidates` output, as sorted id pairs."""
     table = pq.read_table(pairs, columns=["query_id", "candidate_id"]).to_pydict()
-    found = {tuple(sorted(p)) for p in zip(table["query_id"], table["candidate_id"], strict=True)}
+    return {tuple(sorted(p)) for p in zip(table["query_id"], table["candidate_id"], strict=True)}
+
+
+def catalogue_titles(catalogue: Path) -> dict[str, str]:
+    """id -> title of a catalogue `dataset_catalogue` wrote."""
+    return dict(zip(*pq.read_table(catalogue, columns=["id", "title"]).to_pydict().values(), strict=True))
+
+
+def labelled_recall(
+    found: set[tuple[str, str]], positives: set[tuple[str, str]], titles: dict[str, str]
+) -> dict[str, float | int]:
+    """Share of the labelled positive pairs (not their transitive closure) among the `found` candidate pairs,
+    and how many of those missed share no title token at all (unreachable for any title-based blocking: label
+    noise or another language)."""
     missed = positives - found
     disjoint = sum(not set(title_tokens(titles[a])) & set(title_tokens(titles[b])) for a, b in missed)
     return {
@@ -284,12 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         for folder in sorted(p for p in pairs_dir.iterdir() if (p / "test.parquet").exists()):
             catalogue, truth, positives = dataset_catalogue(folder, work)
             run = run_candidates(catalogue, truth, work, args.k, embedder, [])
-            pairs_file = Path(run.pop("pairs_file"))
-            titles = dict(zip(*pq.read_table(catalogue).to_pydict().values(), strict=True))
+            found, titles = found_pairs(Path(run.pop("pairs_file"))), catalogue_titles(catalogue)
             run["labelled"] = {
-                "train+valid": labelled_recall(pairs_file, positives["train"] | positives["valid"], titles),
-                "test": labelled_recall(pairs_file, positives["test"], titles),
-                "all": labelled_recall(pairs_file, set().union(*positives.values()), titles),
+                "train+valid": labelled_recall(found, positives["train"] | positives["valid"], titles),
+                "test": labelled_recall(found, positives["test"], titles),
+                "all": labelled_recall(found, set().union(*positives.values()), titles),
             }
             result["datasets"][folder.name] = run
             print(f"{folder.name}: recall {run['blocking_recall']:.4f}", file=sys.stderr)

@@ -32,8 +32,10 @@ import pyarrow.parquet as pq
 from benchmarks.candidates import (
     RECALL_TARGET,
     SPLITS,
+    catalogue_titles,
     dataset_catalogue,
     ensure_embedder,
+    found_pairs,
     labelled_recall,
     run_candidates,
 )
@@ -77,18 +79,13 @@ def origin(pair: tuple[str, str], positives: dict[str, set[tuple[str, str]]]) ->
     return "train+valid" if pair in positives["train"] | positives["valid"] else "transitive"
 
 
-def missed_pairs(pairs_file: Path, truth: Path) -> set[tuple[str, str]]:
-    """The true pairs (sorted ids) that the candidates do not hold."""
-    table = pq.read_table(pairs_file, columns=["query_id", "candidate_id"]).to_pydict()
-    found = {tuple(sorted(p)) for p in zip(table["query_id"], table["candidate_id"], strict=True)}
-    return true_pairs(truth) - found
-
-
-def recall_by_origin(missed: set[tuple[str, str]], truth: Path, positives: Any) -> dict[str, dict[str, float | int]]:
+def recall_by_origin(
+    true: set[tuple[str, str]], missed: set[tuple[str, str]], positives: Any
+) -> dict[str, dict[str, float | int]]:
     """True pairs and recall per origin (test, train+valid, transitive)."""
     totals = {name: 0 for name in ORIGINS}
     misses = dict(totals)
-    for pair in true_pairs(truth):
+    for pair in true:
         totals[origin(pair, positives)] += 1
     for pair in missed:
         misses[origin(pair, positives)] += 1
@@ -102,27 +99,30 @@ def measure(
     catalogue: Path, truth: Path, work: Path, k: int, embedder: Path, extra: list[str], positives: Any
 ) -> dict[str, Any]:
     """One `scorer candidates` run on a dataset catalogue, with labelled recall by split and recall by origin;
-    the missed true pairs are kept under `missed` (removed before the report is written)."""
+    the true pairs it missed and found are kept under `missed` and `found` (removed before the report is written)."""
     run = run_candidates(catalogue, truth, work, k, embedder, extra)
-    pairs_file = Path(run.pop("pairs_file"))
-    titles = dict(zip(*pq.read_table(catalogue).to_pydict().values(), strict=True))
+    found, titles, true = found_pairs(Path(run.pop("pairs_file"))), catalogue_titles(catalogue), true_pairs(truth)
     run["labelled"] = {
-        "test": labelled_recall(pairs_file, positives["test"], titles),
-        "all": labelled_recall(pairs_file, set().union(*positives.values()), titles),
+        "test": labelled_recall(found, positives["test"], titles),
+        "all": labelled_recall(found, set().union(*positives.values()), titles),
     }
-    run["missed"] = missed_pairs(pairs_file, truth)
-    run["by_origin"] = recall_by_origin(run["missed"], truth, positives)
+    run["missed"], run["found"] = true - found, true & found
+    run["by_origin"] = recall_by_origin(true, run["missed"], positives)
     return run
 
 
 def write_audit(
-    path: Path, missed: set[tuple[str, str]], truth: Path, catalogue: Path, positives: Any, size: int, seed: int = 0
+    path: Path,
+    missed: set[tuple[str, str]],
+    found: set[tuple[str, str]],
+    titles: dict[str, str],
+    positives: Any,
+    size: int,
+    seed: int = 0,
 ) -> None:
     """Seeded samples of `size` missed and `size` found true pairs, with both titles and each pair's origin, for a
     person to judge (the found ones tell how noisy the truth is where blocking succeeds)."""
-    titles = dict(zip(*pq.read_table(catalogue).to_pydict().values(), strict=True))
     rng = random.Random(seed)
-    found = true_pairs(truth) - missed
     samples = [(pair, "no") for pair in rng.sample(sorted(missed), min(size, len(missed)))]
     samples += [(pair, "yes") for pair in rng.sample(sorted(found), min(size, len(found)))]
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -242,11 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             larger = {k: measure(catalogue, truth, work, k, onnx, tuned, positives) for k in more_k}
             if args.audit:
                 args.audit_dir.mkdir(parents=True, exist_ok=True)
-                write_audit(
-                    args.audit_dir / f"{folder.name}.csv", after["missed"], truth, catalogue, positives, args.audit
-                )
+                titles = catalogue_titles(catalogue)
+                audit = args.audit_dir / f"{folder.name}.csv"
+                write_audit(audit, after["missed"], after["found"], titles, positives, args.audit)
             for run in (before, after, *larger.values()):
-                del run["missed"]
+                del run["missed"], run["found"]
             result["datasets"][folder.name] = {
                 "baseline": before,
                 "tuned": after,

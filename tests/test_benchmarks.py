@@ -259,7 +259,7 @@ def pa_version() -> str:
 def test_recall_by_origin_splits_the_true_pairs(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from benchmarks import embedder_transfer
+    from benchmarks import candidates, embedder_transfer
 
     truth, pairs = tmp_path / "truth.parquet", tmp_path / "pairs.parquet"
     # one group {a, b, c} (3 pairs) and one {d, e}; a-b is a test positive, b-c a train positive, so a-c and d-e
@@ -267,18 +267,18 @@ def test_recall_by_origin_splits_the_true_pairs(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": list("abcde"), "group": ["g", "g", "g", "h", "h"]}), truth)
     pq.write_table(pa.table({"query_id": ["b", "d"], "candidate_id": ["a", "e"]}), pairs)
     positives = {"test": {("a", "b")}, "train": {("b", "c")}, "valid": set()}
-    missed = embedder_transfer.missed_pairs(pairs, truth)
+    true = embedder_transfer.true_pairs(truth)
+    missed = true - candidates.found_pairs(pairs)
     assert missed == {("a", "c"), ("b", "c")}
-    by_origin = embedder_transfer.recall_by_origin(missed, truth, positives)
+    by_origin = embedder_transfer.recall_by_origin(true, missed, positives)
     assert by_origin == {
         "test": {"pairs": 1, "recall": 1.0},
         "train+valid": {"pairs": 1, "recall": 0.0},
         "transitive": {"pairs": 2, "recall": 0.5},
     }
     audit = tmp_path / "audit.csv"
-    titles = tmp_path / "catalogue.parquet"
-    pq.write_table(pa.table({"id": list("abcde"), "title": ["A", "B", "C", "D", "E"]}), titles)
-    embedder_transfer.write_audit(audit, missed, truth, titles, positives, size=5)
+    titles = dict(zip("abcde", "ABCDE", strict=True))
+    embedder_transfer.write_audit(audit, missed, true - missed, titles, positives, size=5)
     rows = audit.read_text().splitlines()
     assert rows[0].startswith("left_id,right_id,found,origin") and sorted(rows[1:]) == [
         "a,b,yes,test,A,B,",
