@@ -462,8 +462,8 @@ def token_lengths(artifact: Path, pairs: Path, window: int = 16384) -> np.ndarra
 def gate_record(artifact: Path, setup: Setup) -> dict[str, Any]:
     """The gate figures `scorer export` recorded for the variant run on this device, and whether they pass the
     default gates (the export itself used loose ones: random weights have no ranking to protect)."""
-    from export.gate import Gates, failures
     from scorer.artifact import load_manifest
+    from scorer.gates import Gates, failures
 
     recorded = load_manifest(artifact).variants[setup.precision].parity
     keys = ("device", "gpu", "validated_on_gpu", "all_finite", "spearman", "flips", "pairs", "max_abs_diff")

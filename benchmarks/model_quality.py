@@ -124,7 +124,7 @@ def main(
 
     from export.calibration import load_calibration
     from export.exporter import export_artifact
-    from export.gate import Gates
+    from scorer.gates import Gates
     from scorer.model import LoadedModel
     from train.config import TrainConfig
     from train.trainer import train

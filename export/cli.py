@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from export.gate import Gates
 from scorer.artifact import MANIFEST_NAME, PRECISIONS
 from scorer.errors import GateError, InputError
+from scorer.gates import Gates
 from scorer.paths import check_dir_target
 from scorer.precision import cpu_info, unavailable_reason
 

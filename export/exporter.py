@@ -22,9 +22,9 @@ import numpy as np
 from sentence_transformers.cross_encoder import CrossEncoder
 from tokenizers import Tokenizer
 
-from export.calibration import fitting_pairs
+from export.calibration import fitting_pairs, length_mix
 from export.fp16 import convert_fp16
-from export.gate import Gates, check_variant
+from export.gate import check_variant
 from export.onnx_graph import export_raw, fuse, input_names
 from export.openvino_int8 import weight_only_int8
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
@@ -33,6 +33,7 @@ from export.smoothing import ALPHA, Calibration
 from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
 from scorer.batching import padded_batches
 from scorer.errors import GateError
+from scorer.gates import Gates
 from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
@@ -159,6 +160,8 @@ class Exporter:
             versions=installed_versions(VERSIONED),
             format_version=MANIFEST_VERSION,
         )
+        encoded = PairTokenizer.from_artifact(self.staging, self.manifest).encode(queries, candidates)
+        self.manifest.source["calibration_lengths"] = length_mix(encoded)
         result = ExportResult(self.manifest)
         self._add_variant("fp32", fp32, {"ort_transformer_fusions": fused})
         result.parity["fp32"] = self._check("fp32", reference, queries, candidates)
@@ -208,15 +211,23 @@ class Exporter:
                 f"int8-openvino: int8 weights (smoothed, GPTQ-rounded), per-token activations, {inference} elsewhere"
             )
             path = self.staging / "model.int8-openvino.onnx"
-            done = weight_only_int8(source, path, self._fitting_batches(queries, candidates), self._calibrations)
+            done, shapes = weight_only_int8(
+                source, path, self._fitting_batches(queries, candidates), self._calibrations
+            )
             self.log("  calibrated: " + ", ".join(f"{key} {value}" for key, value in done.items()))
             recipe.update(
                 weights="int8 per output channel",
                 activations="per-token (OpenVINO dynamic quantization)",
                 quantization_group=int(self.model.model.config.hidden_size),
+                int8_weight_shapes=shapes,
                 smooth_alpha=ALPHA,
                 rounding="gptq",
             )
+            skip = unavailable_reason(Variant(path.name, "", recipe=recipe), precision, cpu_info())
+            if skip:
+                path.unlink()
+                self.log(f"{precision} not kept: {skip}")
+                return
         self._add_variant(precision, path, recipe)
         result.parity[precision] = self._check(precision, reference, queries, candidates)
         if not result.parity[precision]["passed"]:

@@ -1,61 +1,23 @@
 """The parity gate: one implementation, used by `scorer export` (before writing) and `scorer verify`.
 
-Each variant's scores are compared with `CrossEncoder.predict` on the same pairs. fp32 must match
-closely; int8, fp16 and bf16 must keep the ranking (Spearman) and the dedup decisions (flips at the
-threshold), which is what users feel. Figures measured on the CPU record its model and flags: bf16
+Each variant's scores are compared with `CrossEncoder.predict` on the same pairs, under the limits and
+rule of `scorer.gates` (which `--precision auto` applies too). Figures measured on the CPU record its model and flags: bf16
 numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX). fp16 is gated on CUDA where a GPU is
 present (`validated_on_gpu` true, with the GPU model), else on the CPU provider (`validated_on_gpu` false).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scorer.artifact import GATED_AS
+from scorer.gates import Gates, failures
 from scorer.metrics import parity as parity_figures
 from scorer.model import LoadedModel
 from scorer.precision import cpu_info
 from scorer.session import CPU, CUDA, cuda_available, gpu_name
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Limits per precision; flags can tighten or loosen them and the manifest records those used."""
-
-    threshold: float = 0.5
-    fp32_max_abs_diff: float = 1e-4
-    int8_min_spearman: float = 0.99
-    int8_max_flip_rate: float = 0.005
-    fp16_min_spearman: float = 0.995
-    fp16_max_flip_rate: float = 0.005
-    bf16_min_spearman: float = 0.99
-    bf16_max_flip_rate: float = 0.005
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
-    """Why `parity` fails its gate (empty when it passes)."""
-    problems = [] if parity["all_finite"] else ["non-finite scores"]
-    precision = GATED_AS.get(precision, precision)
-    if precision == "fp32" and parity["max_abs_diff"] > gates.fp32_max_abs_diff:
-        problems.append(f"max abs diff {parity['max_abs_diff']:.2e} > {gates.fp32_max_abs_diff:.0e}")
-    if hasattr(gates, f"{precision}_min_spearman"):
-        min_spearman = getattr(gates, f"{precision}_min_spearman")
-        max_flip_rate = getattr(gates, f"{precision}_max_flip_rate")
-        if parity["spearman"] < min_spearman:
-            problems.append(f"spearman {parity['spearman']:.4f} < {min_spearman}")
-        if parity["flip_rate"] > max_flip_rate:
-            problems.append(
-                f"{parity['flips']} decision flips at {gates.threshold} "
-                f"({parity['flip_rate']:.2%} > {max_flip_rate:.2%})"
-            )
-    return problems
 
 
 def check_variant(

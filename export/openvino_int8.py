@@ -33,9 +33,9 @@ def weight_only_int8(
     out_path: Path,
     calibration: list[dict[str, np.ndarray]],
     cache: dict[tuple, Calibration] | None = None,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[list[int]]]:
     """Write the smoothed graph of `raw_path` with GPTQ-rounded int8 MatMul weights behind DequantizeLinear
-    to `out_path`; returns what calibration did. `cache`: the export's calibrations, shared with its int8
+    to `out_path`; returns what calibration did and the distinct int8 weight shapes [input channels, outputs]. `cache`: the export's calibrations, shared with its int8
     recipes (`export.quantize.quantize_int8`), so the fitting pairs run through the graph once."""
     fit = calibrated({} if cache is None else cache, raw_path, calibration, ALPHA, gptq=True)
     weights = fit.rounded(MAX_LEVEL)
@@ -58,4 +58,5 @@ def weight_only_int8(
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.save(model, str(out_path))
-    return {**fit.done, "gptq_weights": len(weights)}
+    shapes = sorted({tuple(int(d) for d in values.shape) for values, _ in weights.values()})
+    return {**fit.done, "gptq_weights": len(weights)}, [list(shape) for shape in shapes]

@@ -226,23 +226,25 @@ def _rng(seed: int, split: str, fmt: str) -> random.Random:
     return random.Random(f"catalogue:{seed}:{split}:{fmt}")
 
 
-def pairs_table(n: int, seed: int = 0, split: Split = "train") -> pa.Table:
+def pairs_table(n: int, seed: int = 0, split: Split = "train", records: float = 0.0) -> pa.Table:
     """`n` rows of (query, candidate, label int8 0/1) whose queries come from `split`.
 
     Each query has 1 to `_PAIRS_PER_QUERY` consecutive rows, as a blocking step
-    would give.
+    would give. A share `records` of the queries, and their candidates, are whole records (title and
+    description, 100-250 tokens a pair) instead of any rendering.
     """
     rng, products = _rng(seed, split, "pairs"), products_by_split(seed)[split]
     grades, weights = list(_PAIR_MIX), list(_PAIR_MIX.values())
     queries, candidates, labels = [], [], []
     while len(queries) < n:
         product = rng.choice(products)
-        query = render(product, rng)
+        whole = records > 0 and rng.random() < records
+        query = _described(product, rng) if whole else render(product, rng)
         count = min(rng.randint(1, _PAIRS_PER_QUERY), n - len(queries))
         for grade in rng.choices(grades, weights, k=count):
             other = _candidate(product, grade, rng, seed)
             queries.append(query)
-            candidates.append(_other_rendering(other, query, rng))
+            candidates.append(_described(other, rng) if whole else _other_rendering(other, query, rng))
             labels.append(int(grade == DUPLICATE))
     return pa.table(
         {
@@ -278,9 +280,10 @@ def listwise_table(n: int, seed: int = 0, split: Split = "train") -> pa.Table:
     )
 
 
-def sample_pairs(n: int, seed: int = 0) -> pa.Table:
-    """Test-split pairs to score: `id` (int64), `query`, `candidate`, `label` (int8)."""
-    table = pairs_table(n, seed, "test")
+def sample_pairs(n: int, seed: int = 0, records: float = 0.0) -> pa.Table:
+    """Test-split pairs to score: `id` (int64), `query`, `candidate`, `label` (int8); `records` as in
+    `pairs_table`."""
+    table = pairs_table(n, seed, "test", records)
     return table.add_column(0, "id", pa.array(range(n), pa.int64()))
 
 

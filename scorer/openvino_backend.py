@@ -7,6 +7,7 @@ windows and padding-aware batches stay one implementation. `openvino` is importe
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,21 @@ from scorer.session import default_threads
 OPENVINO = "openvino"  # a variant's `recipe.runtime` that selects this backend
 # The manifest's `inference_precision` -> OpenVINO's element type for INFERENCE_PRECISION_HINT.
 OV_PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
+
+
+# OpenVINO 2026.4 CPU (bf16, two streams) computes int8-weight MatMuls wrong in some compilations for shapes
+# outside these bounds; measured with benchmarks/results/int8-openvino-small/repro.py (README there).
+MIN_INT8_CHANNELS = 64
+INT8_CHANNEL_MULTIPLE = 32
+
+
+def untrusted_int8_shapes(shapes: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """The int8 weight shapes [input channels, outputs] that OpenVINO's CPU plugin cannot be trusted with.
+
+    >>> untrusted_int8_shapes([[384, 1536], [1536, 384], [32, 32], [48, 384], [384, 1]])
+    [(32, 32), (48, 384), (384, 1)]
+    """
+    return sorted({(int(k), int(n)) for k, n in shapes if min(k, n) < MIN_INT8_CHANNELS or k % INT8_CHANNEL_MULTIPLE})
 
 
 def openvino_available() -> bool:

