@@ -33,7 +33,11 @@ HERE = cpu_info()
 needs_bf16 = pytest.mark.skipif(
     not (HERE.has_bf16 and openvino_available()),
     reason="bf16 is not built here: "
-    + ("the openvino package is not installed" if not openvino_available() else f"{HERE.model} has no bf16 flag"),
+    + (
+        "the openvino package is not installed"
+        if not openvino_available()
+        else f"needs the CPU flag avx512_bf16 or amx_bf16, which {HERE.model} lacks"
+    ),
 )
 needs_openvino = pytest.mark.skipif(not openvino_available(), reason="the openvino package is not installed")
 BF16_CPU = CpuInfo("Test CPU with bf16", frozenset({"avx2", "avx512_bf16"}))
