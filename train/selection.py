@@ -10,6 +10,7 @@ eval (valid) pairs choose: test figures never reach it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -33,6 +34,8 @@ class Selection(TrainerCallback):
     spent evaluating.
     """
 
+    clock: Callable[[], float] = staticmethod(time.monotonic)  # seconds; tests give a fake clock
+
     def __init__(
         self, model: CrossEncoder, valid: pa.Table | None, patience: int, budget_s: float | None = None
     ) -> None:
@@ -46,10 +49,10 @@ class Selection(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
         if self.budget_s is not None:
-            self.deadline = time.monotonic() + self.budget_s
+            self.deadline = self.clock() + self.budget_s
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
-        if time.monotonic() >= self.deadline:
+        if self.clock() >= self.deadline:
             control.should_training_stop = True
             self.stopped = "time budget"
 
