@@ -104,7 +104,7 @@ def _dataset_and_loss(
     pairs = as_pairs(files)
     if recipe == "bce":
         return datasets.Dataset(pairs), BinaryCrossEntropyLoss(model), "pairs", None
-    weight = options.pos_weight or positive_weight(pairs)
+    weight = positive_weight(pairs) if options.pos_weight is None else options.pos_weight
     rows = both_orders(pairs) if options.both_orders else pairs
     return datasets.Dataset(rows), BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(weight)), "pairs", weight
 
