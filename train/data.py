@@ -6,9 +6,10 @@ The format is detected from the columns:
   in [0, 1], one per document);
 - pairs: `query`, `candidate` (strings), `label` (0/1, or graded in [0, 1]).
 
-Other columns are ignored. Pair files may name other columns as `query` and `candidate`
-(`query_col`, `candidate_col`, e.g. the full records `query_text` and `candidate_text`). Every row is checked; the first bad one raises `DataError`
-naming the file, column and row (rows count from 1). Readers return a `DataFile` whose
+Other columns are ignored. Pair files may name other columns to read as `query` and
+`candidate` (`query_col`, `candidate_col`: e.g. the full records `query_text` and
+`candidate_text`). Every row is checked; the first bad one raises `DataError` naming the
+file, column and row (rows count from 1). Readers return a `DataFile` whose
 table is normalised (scores and labels as float32); `as_lists` and `as_pairs` turn any
 mix of files into the shape a loss needs.
 """
