@@ -23,7 +23,7 @@ from train.config import RunOptions, TrainConfig, choose_recipe
 from train.data import both_orders, read_files
 from train.errors import DataError
 from train.selection import Selection
-from train.trainer import positive_weight, train
+from train.trainer import positive_weight, train, warmup_steps
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,6 +96,12 @@ def test_positive_weight_is_the_class_ratio() -> None:
     labels = pa.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.6, 0.2], pa.float32())
     assert positive_weight(pa.table({"label": labels})) == pytest.approx(5 / 2)
     assert positive_weight(pa.table({"label": pa.array([0.0, 0.0], pa.float32())})) == 1.0
+
+
+def test_pair_recipe_warms_up_over_part_of_one_epoch() -> None:
+    config = TrainConfig(batch_size=32, warmup_ratio=0.1)
+    assert warmup_steps(config, "pairs", 11486) == 36  # 359 steps an epoch, whatever the epochs cap
+    assert warmup_steps(config, "lambda", 11486) == warmup_steps(config, "bce", 11486) == 0  # the ratio of the run
 
 
 def test_pair_data_runs_the_pair_recipe_listwise_the_seed(toy: dict[str, Path], tmp_path: Path) -> None:
