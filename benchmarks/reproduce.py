@@ -16,8 +16,8 @@
 
 Each step is the command a person would type (printed before it runs); models and artifacts go under
 `--work`, reports under `--results`, each report named as its command writes it. On 2 quiet cores the
-first four steps took 55 minutes; the whole run takes about three hours (pair-recipe alone: one). Without the data folder it says so
-and exits 0.
+first four steps took 55 minutes; the whole run takes about three hours (pair-recipe alone: one).
+Without the data folder it says so and exits 0.
 """
 
 from __future__ import annotations

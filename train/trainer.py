@@ -126,8 +126,25 @@ def warmup_steps(config: TrainConfig, recipe: Recipe, rows: int) -> int:
     return math.ceil(config.warmup_ratio * math.ceil(rows / (config.batch_size or 1)))
 
 
+class _Trainer(CrossEncoderTrainer):
+    """A `CrossEncoderTrainer` that computes the loss under CPU bf16 autocast when `bf16` is set.
+
+    Not transformers' `bf16=True`: that goes through accelerate, whose process-wide state kept the first
+    run's bf16 for a later fp32 run in the same process, and which leaves the model's forward wrapped in
+    autocast after training, so evaluations after it scored in bf16 (found by the tests).
+    """
+
+    def __init__(self, *args: Any, bf16: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bf16 = bf16
+
+    def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return super().compute_loss(*args, **kwargs)
+
+
 def _arguments(
-    config: TrainConfig, scratch: str, cuda: bool, bf16: bool, warmup: int, progress: bool
+    config: TrainConfig, scratch: str, cuda: bool, warmup: int, progress: bool
 ) -> CrossEncoderTrainingArguments:
     return CrossEncoderTrainingArguments(
         output_dir=scratch,
@@ -138,8 +155,6 @@ def _arguments(
         warmup_ratio=0.0 if warmup else config.warmup_ratio,
         warmup_steps=warmup,
         fp16=cuda,
-        bf16=bf16,
-        use_cpu=bf16,  # transformers accepts bf16 without a GPU only when told the run is on CPU
         gradient_checkpointing=cuda,
         dataloader_pin_memory=cuda,
         batch_sampler=LengthGroupedBatchSampler,
@@ -206,12 +221,13 @@ def fit(
     budget_s = None if options.time_budget is None else options.time_budget * 60
     selection = Selection(model, valid, options.patience, budget_s)
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = CrossEncoderTrainer(
+        trainer = _Trainer(
             model=model,
-            args=_arguments(config, scratch, cuda, bf16, warmup, progress),
+            args=_arguments(config, scratch, cuda, warmup, progress),
             train_dataset=dataset,
             loss=loss,
             callbacks=[selection],
+            bf16=bf16,
         )
         started = time.perf_counter()
         result = trainer.train()
