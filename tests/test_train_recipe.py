@@ -19,6 +19,7 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from samples.catalogue import listwise_table, pairs_table
 from scorer.cli import main
 from scorer.precision import cpu_info
+from train import trainer as train_trainer
 from train.config import RunOptions, TrainConfig, choose_recipe
 from train.data import both_orders, read_files
 from train.errors import DataError
@@ -130,6 +131,33 @@ def test_pair_data_runs_the_pair_recipe_listwise_the_seed(toy: dict[str, Path], 
     assert (lists["recipe"], lists["recipe_reason"]) == ("lambda", "training data is listwise")
     assert (lists["config"]["loss"], lists["config"]["batch_size"], lists["config"]["lr"]) == ("lambda", 8, 1e-3)
     assert (lists["train"]["unit"], lists["train"]["precision"]) == ("lists", "fp32")
+
+
+def test_bf16_autocasts_training_only_and_only_the_run_that_asks(
+    toy: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bf16 covers the training forward passes; evaluation and a later fp32 run in the process stay fp32."""
+    seen: list[tuple[str, bool]] = []
+    load = train_trainer.load_base_model
+
+    def load_and_watch(config: TrainConfig) -> CrossEncoder:
+        model = load(config)
+        model.model.classifier.register_forward_hook(
+            lambda module, args, output: seen.append(
+                ("train" if module.training else "eval", torch.is_autocast_enabled("cpu"))
+            )
+        )
+        return model
+
+    monkeypatch.setattr(train_trainer, "load_base_model", load_and_watch)
+    for name, bf16 in (("bf16", True), ("fp32", False)):
+        seen.clear()
+        options = RunOptions(bf16=bf16)
+        metrics = train(
+            [toy["pairs"]], tmp_path / name, _config(toy["bert"], max_steps=2), [toy["eval"]], False, options
+        )
+        assert metrics["train"]["precision"] == name
+        assert {mode: autocast for mode, autocast in seen} == {"train": bf16, "eval": False}
 
 
 def test_the_best_epoch_is_kept_not_the_last(
