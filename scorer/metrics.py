@@ -99,9 +99,17 @@ class Classification:
     f1: float
 
 
+# A label (0/1, or graded) at or above this is a match: one cut-off for training, evaluation and every report.
+RELEVANT = 0.5
+
+
 def classify(labels: ArrayLike, scores: ArrayLike, threshold: float) -> Classification:
-    """Precision/recall/F1 when `score >= threshold` predicts a match."""
-    truth = np.asarray(labels) > 0.5
+    """Precision/recall/F1 when `score >= threshold` predicts a match (labels >= RELEVANT are matches).
+
+    >>> classify([0.5, 0.25, 1.0], [0.9, 0.9, 0.1], 0.5).recall
+    0.5
+    """
+    truth = np.asarray(labels, np.float64) >= RELEVANT
     predicted = np.asarray(scores) >= threshold
     tp = int(np.count_nonzero(truth & predicted))
     precision = tp / max(int(predicted.sum()), 1)
@@ -120,9 +128,6 @@ def best_threshold(labels: ArrayLike, scores: ArrayLike) -> Classification:
         if result.f1 > best.f1:
             best = result
     return best
-
-
-RELEVANT = 0.5  # a document labelled at least this is a positive (as `scorer train` evaluates lists)
 
 
 def _dcg_tie_averaged(relevant: np.ndarray, scores: np.ndarray, discount_cumsum: np.ndarray) -> float:

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scorer.metrics import RELEVANT
 from train.errors import DataError
 
 Format = Literal["pairs", "listwise"]
@@ -37,8 +38,6 @@ COLUMNS: dict[Format, tuple[str, str, str]] = {
 }
 # LambdaLoss lists longer than this are cut into several lists.
 MAX_LIST = 16
-# A graded label at or above this counts as a match (relevant).
-RELEVANT = 0.5
 
 LISTWISE_SCHEMA = pa.schema(
     [
