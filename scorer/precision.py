@@ -49,7 +49,7 @@ CLEAR_LEAD = 1.15  # the probe stops after a timed round where the fastest leads
 # int8 at 295 against bf16 263 pairs/s, where the run of 10k real pairs then took 47.8 s in int8 and 31.1 s in
 # bf16 (MiniLM with layers 0-1 in fp32, AMD EPYC). Synthetic titles remain for an input with no pairs.
 PROBE_PAIRS = 256
-PROBE_VERSION = 2  # 1: the 32 synthetic titles
+PROBE_VERSION = 3  # 1: the 32 synthetic titles; 2: timing only, no agreement with fp32
 _PROBE_WORDS = "dark chocolate bar 70 % cacao coconut usb flash drive 32gb black sony headphones wireless a1186-001"
 
 
@@ -197,7 +197,7 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
     for precision in [p for p in runnable if gated_elsewhere(manifest, p, cpu)]:
         regate_key = f"{key}|regate {precision}"
         cached_regate = entries.get(regate_key)
-        if not (isinstance(cached_regate, dict) and isinstance(cached_regate.get("failures"), list)):
+        if not _valid_verdict(cached_regate):
             cached_regate = entries[regate_key] = probe.regate(precision)
             _write_cache(cache, entries)
         regated[precision] = cached_regate
@@ -217,10 +217,10 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
     if eligible == ["fp32"]:
         return Choice("auto", "fp32", f"the only gated variant this machine runs{_note(left_out)}", cpu=cpu.describe())
     cached = entries.get(key)
-    if isinstance(cached, dict) and cached.get("precision") in eligible:
-        rates = {p: float(r) for p, r in cached.get("probe_pairs_per_s", {}).items()}
+    if _valid_decision(cached, eligible):
+        rates = cached["probe_pairs_per_s"]
         reason = f"cached probe of {cached.get('measured', '?')} on this CPU: {_rates(rates)}{_note(left_out)}"
-        return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached.get("agreement", {}), regated)
+        return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached["agreement"], regated)
     result = probe(eligible)
     for precision, figures in result.agreement.items():
         if figures["failures"]:
@@ -241,6 +241,30 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
     what = "fastest in a timed probe" if len(result.rates) > 1 else "the only variant that agrees with fp32"
     reason = f"{what}: {_rates(result.rates)}{_note(left_out)}"
     return Choice("auto", best, reason, result.rates, cpu.describe(), result.agreement, regated)
+
+
+def _valid_verdict(entry: Any) -> bool:
+    """Whether a cached re-gate verdict can be read (a corrupt or hand-edited one is measured again).
+
+    >>> _valid_verdict({"failures": []}), _valid_verdict({"failures": "none"}), _valid_verdict([])
+    (True, False, False)
+    """
+    return isinstance(entry, dict) and isinstance(entry.get("failures"), list)
+
+
+def _valid_decision(entry: Any, eligible: list[str]) -> bool:
+    """Whether a cached decision names a candidate of this run and can be read (else the probe runs again).
+
+    >>> _valid_decision({"precision": "int8", "probe_pairs_per_s": {"int8": 9.5}, "agreement": {}}, ["int8"])
+    True
+    >>> _valid_decision({"precision": "int8", "probe_pairs_per_s": {"int8": "fast"}, "agreement": {}}, ["int8"])
+    False
+    """
+    if not isinstance(entry, dict) or entry.get("precision") not in eligible:
+        return False
+    rates = entry.get("probe_pairs_per_s")
+    numbers = isinstance(rates, dict) and all(type(r) in (int, float) for r in rates.values())
+    return numbers and isinstance(entry.get("agreement"), dict)
 
 
 def _note(left_out: dict[str, str]) -> str:

@@ -210,6 +210,24 @@ def test_openvino_variants_gated_on_another_cpu_are_gated_again_here(with_openvi
     assert same.regated == []  # gated on this very CPU: trusted as gated
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"precision": "bf16", "probe_pairs_per_s": "fast", "agreement": {}},
+        {"precision": "bf16", "probe_pairs_per_s": {"bf16": 300.0}},  # an older probe's: no agreement figures
+        ["bf16"],
+    ],
+)
+def test_a_corrupt_cache_entry_is_measured_again(with_openvino: None, tmp_path: Path, entry: object) -> None:
+    other = CpuInfo("Another CPU with AMX", frozenset({"amx_bf16"}))
+    cache = tmp_path / "c.json"
+    cache.write_text(json.dumps({"k": entry, "k|regate bf16": {"failures": "none"}}))
+    probe = FakeProbe(RATES)
+    choice = choose_cpu(_manifest({"fp32": True, "int8": True, "bf16": True}), "k", other, probe, cache)
+    assert choice.precision == "bf16" and probe.calls == [["bf16", "int8"]] and probe.regated == ["bf16"]
+    assert json.loads(cache.read_text())["k|regate bf16"]["failures"] == []
+
+
 def test_int8_openvino_is_refused_for_shapes_openvino_gets_wrong(with_openvino: None, tmp_path: Path) -> None:
     manifest = _manifest({"fp32": True, "int8": True, "int8-openvino": True})
     manifest.variants["int8-openvino"].recipe["int8_weight_shapes"] = [[32, 32], [32, 64], [64, 32]]
