@@ -12,6 +12,7 @@ from rich.table import Table
 
 from scorer.artifact import MANIFEST_NAME, PRECISIONS
 from scorer.errors import GateError, InputError
+from scorer.flags import FiniteFloat
 from scorer.gates import Gates
 from scorer.paths import check_dir_target
 from scorer.precision import cpu_info, unavailable_reason
@@ -26,7 +27,7 @@ def gate_options(command: click.Command) -> click.Command:
         *(
             click.option(
                 f"--{gate.name.replace('_', '-')}",
-                type=float,
+                type=FiniteFloat(),
                 default=gate.default,
                 show_default=True,
                 help=helps.get(gate.name),

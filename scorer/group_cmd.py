@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError
+from scorer.flags import FiniteFloat
 from scorer.grouping.carry import Carried, carry_forward
 from scorer.grouping.cluster import Clustering, cluster
 from scorer.grouping.edges import Graph, build_graph
@@ -154,7 +155,7 @@ def _report(
 @click.option("--score-col", default="score", show_default=True)
 @click.option(
     "--threshold",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteFloat(0, 1, min_open=True),
     default=None,
     help=f"Match threshold [the scored files' metadata (key 'scorer', field 'threshold'), else {DEFAULT_THRESHOLD}].",
 )

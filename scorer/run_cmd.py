@@ -12,6 +12,7 @@ import click
 
 from scorer.artifact import PRECISIONS
 from scorer.batching import CPU_PROFILE, CUDA_PROFILE
+from scorer.flags import FiniteFloat
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.output import OutputLock, staging_dir
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
@@ -93,7 +94,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 )
 @click.option(
     "--gpu-memory",
-    type=click.FloatRange(min=0.25, max=4096),
+    type=FiniteFloat(min=0.25, max=4096),
     default=DEFAULT_GPU_MEM_LIMIT / (1 << 30),
     show_default=True,
     help="Most GiB the CUDA memory arena may take.",

@@ -15,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from conftest import invoke
 
 from scorer.artifact import sha256_file
+from scorer.cli import main
 from scorer.model import LoadedModel
 from scorer.output import STATE_NAME, staging_dir
 from scorer.reader import open_inputs
@@ -465,3 +467,18 @@ def test_more_inputs_than_open_files_allowed(bert: tuple[Path, Path], pairs_file
     done = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=limit)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(output).num_rows == 300
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "x.parquet", "-m", "artifact", "-o", "out.parquet", "--gpu-memory", "nan"],
+        ["group", "x.parquet", "-o", "groups.parquet", "--threshold", "nan"],
+        ["candidates", "x.parquet", "-o", "p.parquet", "--id-col", "id", "--text-col", "t", "--pairs-per-s", "inf"],
+        ["export", "checkpoint", "-o", "artifact", "--threshold", "nan"],
+        ["verify", "artifact", "--checkpoint", "checkpoint", "--int8-min-spearman", "-inf"],
+    ],
+)
+def test_float_flags_refuse_nan_and_infinities(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "is not a finite number" in result.output

@@ -19,6 +19,7 @@ from scorer.candidates.report import build_report, scoring_estimate, summary
 from scorer.candidates.truth import blocking_quality, true_pair_keys
 from scorer.candidates.writer import write_pairs
 from scorer.errors import InputError
+from scorer.flags import FiniteFloat
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.reader import resolve_inputs
 
@@ -100,7 +101,7 @@ def _embedder(directory: Path | None, model: str | None, threads: int | None) ->
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="Parquet of (id, group): report recall.")
 @click.option(
     "--pairs-per-s",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Scoring rate for the estimate [measured].",
 )
