@@ -477,6 +477,9 @@ def test_more_inputs_than_open_files_allowed(bert: tuple[Path, Path], pairs_file
         ["candidates", "x.parquet", "-o", "p.parquet", "--id-col", "id", "--text-col", "t", "--pairs-per-s", "inf"],
         ["export", "checkpoint", "-o", "artifact", "--threshold", "nan"],
         ["verify", "artifact", "--checkpoint", "checkpoint", "--int8-min-spearman", "-inf"],
+        ["train", "--train", __file__, "-o", "checkpoint", "--lr", "nan"],
+        ["train", "--train", __file__, "-o", "checkpoint", "--time-budget", "inf"],
+        ["train-embedder", "--train", __file__, "-o", "model", "--epochs", "nan"],
     ],
 )
 def test_float_flags_refuse_nan_and_infinities(args: list[str]) -> None:

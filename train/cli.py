@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from scorer.flags import FiniteFloat
 from train.config import RECIPE_DEFAULTS, RunOptions, TrainConfig
 from train.data import read_files
 from train.errors import TrainInputError, param_hint
 from train.staging import check_output, read_paths
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_POSITIVE = click.FloatRange(min=0, min_open=True)
+_POSITIVE = FiniteFloat(min=0, min_open=True)
 DEFAULTS, OPTIONS = TrainConfig(), RunOptions()  # the flags show and use the config's own defaults
 
 
@@ -73,7 +74,7 @@ def _by_recipe(name: str) -> str:
 @click.option("--lr", type=_POSITIVE, default=DEFAULTS.lr, help=f"Learning rate. {_by_recipe('lr')}")
 @click.option(
     "--warmup-ratio",
-    type=click.FloatRange(min=0, max=1),
+    type=FiniteFloat(min=0, max=1),
     default=DEFAULTS.warmup_ratio,
     show_default=True,
 )

@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 
 from scorer.candidates.text import product_name
 from scorer.errors import InputError
+from scorer.flags import FiniteFloat
 from scorer.paths import check_dir_target
 from train.data import RELEVANT
 from train.errors import BaseModelError, DataError, OutputError, TrainInputError, param_hint
@@ -232,7 +233,7 @@ def fit(
 
 DEFAULTS = EmbedderConfig(base_model="")  # the flags show and use the config's own defaults
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_POSITIVE = click.FloatRange(min=0, min_open=True)
+_POSITIVE = FiniteFloat(min=0, min_open=True)
 
 
 @click.command("train-embedder")
