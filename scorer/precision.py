@@ -218,15 +218,12 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
         return Choice("auto", "fp32", f"the only gated variant this machine runs{_note(left_out)}", cpu=cpu.describe())
     cached = entries.get(key)
     if _valid_decision(cached, eligible):
+        _leave_out_disagreeing(left_out, cached["agreement"])
         rates = cached["probe_pairs_per_s"]
         reason = f"cached probe of {cached.get('measured', '?')} on this CPU: {_rates(rates)}{_note(left_out)}"
         return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached["agreement"], regated)
     result = probe(eligible)
-    for precision, figures in result.agreement.items():
-        if figures["failures"]:
-            left_out[precision] = (
-                f"disagrees with fp32 on the run's first pairs ({_figures(figures)}): {'; '.join(figures['failures'])}"
-            )
+    _leave_out_disagreeing(left_out, result.agreement)
     if not result.rates:
         reason = f"every faster variant disagrees with fp32 here{_note(left_out)}"
         return Choice("auto", "fp32", reason, {}, cpu.describe(), result.agreement, regated)
@@ -241,6 +238,14 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
     what = "fastest in a timed probe" if len(result.rates) > 1 else "the only variant that agrees with fp32"
     reason = f"{what}: {_rates(result.rates)}{_note(left_out)}"
     return Choice("auto", best, reason, result.rates, cpu.describe(), result.agreement, regated)
+
+
+def _leave_out_disagreeing(left_out: dict[str, str], agreement: dict[str, dict[str, Any]]) -> None:
+    for precision, figures in agreement.items():
+        if figures["failures"]:
+            left_out[precision] = (
+                f"disagrees with fp32 on the run's first pairs ({_figures(figures)}): {'; '.join(figures['failures'])}"
+            )
 
 
 def _valid_verdict(entry: Any) -> bool:

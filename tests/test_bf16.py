@@ -184,8 +184,9 @@ def test_auto_leaves_out_a_fast_variant_that_disagrees_with_fp32(with_openvino: 
     assert choice.agreement["int8-openvino"]["failures"] == ["spearman 0.0500 < 0.99"]
     assert "int8-openvino left out: disagrees with fp32 on the run's first pairs (spearman 0.9990" in choice.reason
     assert set(choice.probe_pairs_per_s) == {"bf16", "int8"}
-    # the cached decision keeps the agreement figures; when every faster variant disagrees, fp32 scores
-    assert choose_cpu(_manifest(gates), "k", BF16_CPU, FakeProbe({}), tmp_path / "c").agreement == choice.agreement
+    # the cached decision keeps the agreement figures and says why; when every faster variant disagrees, fp32 scores
+    cached = choose_cpu(_manifest(gates), "k", BF16_CPU, FakeProbe({}), tmp_path / "c")
+    assert cached.agreement == choice.agreement and "int8-openvino left out: disagrees with fp32" in cached.reason
     wrong = FakeProbe(RATES, disagree=("bf16", "int8", "int8-openvino"))
     choice = choose_cpu(_manifest(gates), "k2", BF16_CPU, wrong, tmp_path / "c")
     assert choice.precision == "fp32" and choice.reason.startswith("every faster variant disagrees with fp32")
