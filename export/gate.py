@@ -1,8 +1,8 @@
 """The parity gate: one implementation, used by `scorer export` (before writing) and `scorer verify`.
 
 Each variant's scores are compared with `CrossEncoder.predict` on the same pairs, under the limits and
-rule of `scorer.gates` (which `--precision auto` applies too). Figures measured on the CPU record its model and flags: bf16
-numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX). fp16 is gated on CUDA where a GPU is
+rule of `scorer.gates` (which `--precision auto` applies too). Figures measured on the CPU record its model
+and flags: bf16 numerics depend on the CPU's bf16 instructions (AVX512-BF16, AMX). fp16 is gated on CUDA where a GPU is
 present (`validated_on_gpu` true, with the GPU model), else on the CPU provider (`validated_on_gpu` false).
 """
 

@@ -35,8 +35,9 @@ def weight_only_int8(
     cache: dict[tuple, Calibration] | None = None,
 ) -> tuple[dict[str, int], list[list[int]]]:
     """Write the smoothed graph of `raw_path` with GPTQ-rounded int8 MatMul weights behind DequantizeLinear
-    to `out_path`; returns what calibration did and the distinct int8 weight shapes [input channels, outputs]. `cache`: the export's calibrations, shared with its int8
-    recipes (`export.quantize.quantize_int8`), so the fitting pairs run through the graph once."""
+    to `out_path`; returns what calibration did and the distinct int8 weight shapes [input channels, outputs].
+    `cache`: the export's calibrations, shared with its int8 recipes (`export.quantize.quantize_int8`), so the
+    fitting pairs run through the graph once."""
     fit = calibrated({} if cache is None else cache, raw_path, calibration, ALPHA, gptq=True)
     weights = fit.rounded(MAX_LEVEL)
     model = onnx.load_from_string(fit.model)

@@ -9,8 +9,9 @@ OpenVINO's `fp32-openvino`) only when no other is left. Speed alone never decide
 - the probe scores the run's first pairs with fp32 and every candidate, leaves out each candidate whose scores
   break its gate there, and times the others.
 The decision is cached per CPU model, thread count and artifact (the manifest's sha256) in the user's cache
-directory, never in the artifact, so later runs on the same machine choose the same variant without probing. The choice is made
-once, before scoring, and is part of the run's fingerprint: a resumed run scores with the same variant.
+directory, never in the artifact, so later runs on the same machine choose the same variant without probing.
+The choice is made once, before scoring, and is part of the run's fingerprint: a resumed run scores with the
+same variant.
 """
 
 from __future__ import annotations
