@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,7 @@ from train.data import read_files
 from train.evaluate import evaluate, evaluate_checkpoint, predict
 from train.trainer import train
 
-# Tiny models gain nothing from threads, and on a busy 2-core machine threads make them crawl.
-pytestmark = pytest.mark.usefixtures("train_one_thread")
-
-
-@pytest.fixture(scope="module")
-def train_one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
