@@ -21,8 +21,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from scorer.artifact import MANIFEST_NAME, Manifest, Variant, load_manifest, sha256_file
 from scorer.errors import InputError
@@ -348,12 +351,18 @@ class TimedProbe:
                 break
         return ProbeResult(best or {p: warm[p] for p in agreed}, agreement)
 
-    def regate(self, precision: str) -> dict[str, Any]:
+    @cached_property
+    def _builtin_reference(self) -> tuple[list[str], list[str], np.ndarray, Gates]:
+        """The built-in gate pairs, fp32's scores of them and the artifact's gates: computed once however many
+        variants are re-gated."""
         queries, candidates = builtin_pairs()
         reference = LoadedModel.load(self.artifact, "fp32", self.threads)
-        gates = Gates.from_dict(reference.manifest.gates)
+        return queries, candidates, reference.score(queries, candidates), Gates.from_dict(reference.manifest.gates)
+
+    def regate(self, precision: str) -> dict[str, Any]:
+        queries, candidates, expected, gates = self._builtin_reference
         scores = LoadedModel.load(self.artifact, precision, self.threads).score(queries, candidates)
-        return _verdict(precision, parity(reference.score(queries, candidates), scores, gates.threshold), gates)
+        return _verdict(precision, parity(expected, scores, gates.threshold), gates)
 
     def take(self, precision: str) -> LoadedModel | None:
         """The loaded `precision` if the probe ran it (the others are released), else None."""

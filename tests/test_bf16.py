@@ -402,6 +402,13 @@ def test_explicit_openvino_variant_gated_on_another_cpu_warns(spread: tuple[Path
 
 
 @needs_openvino
+def test_timed_probe_regates_a_variant_on_the_builtin_gate_pairs(spread: tuple[Path, Path]) -> None:
+    probe = selection.TimedProbe(spread[1], None, selection.synthetic_pairs)
+    verdict = probe.regate("fp32-openvino")
+    assert verdict["pairs"] == 1000 and verdict["failures"] == [] and verdict["max_abs_diff"] < 1e-4
+
+
+@needs_openvino
 def test_openvino_f32_is_gated_like_fp32_and_scores_like_it(spread: tuple[Path, Path]) -> None:
     manifest = load_manifest(spread[1])
     variant, fp32 = manifest.variants["fp32-openvino"], manifest.variants["fp32"]
