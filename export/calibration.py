@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from scorer.errors import InputError
 from scorer.gates import builtin_pairs
 from scorer.reader import open_inputs
+from scorer.record_text import join, spec_columns
 from scorer.tokenize import EncodedPairs
 
 FITTING_SEED = 20261127
@@ -28,14 +29,15 @@ def load_calibration(
     if path is None:
         queries, candidates = builtin_pairs()
         return queries[:limit], candidates[:limit]
-    open_inputs([Path(path)], query_col, candidate_col, score_col="\0")
-    table = pq.read_table(path, columns=[query_col, candidate_col])
+    (source,) = open_inputs([Path(path)], query_col, candidate_col, score_col="\0")
+    sides = [spec_columns(spec, source.schema.names) for spec in (query_col, candidate_col)]
+    table = pq.read_table(path, columns=list(dict.fromkeys([*sides[0], *sides[1]])))
     if limit is not None:
         table = table.slice(0, limit)
-    queries, candidates = table.column(query_col).to_pylist(), table.column(candidate_col).to_pylist()
-    for column, values in ((query_col, queries), (candidate_col, candidates)):
+    queries, candidates = (join([table.column(c).to_pylist() for c in columns]) for columns in sides)
+    for spec, values in ((query_col, queries), (candidate_col, candidates)):
         if None in values:
-            raise InputError(f"{path}: column {column!r}, row {values.index(None)}: null text")
+            raise InputError(f"{path}: column {spec!r}, row {values.index(None)}: null text")
     if not queries:
         raise InputError(f"{path}: the calibration set is empty")
     return queries, candidates

@@ -81,6 +81,11 @@ def parity_table(parity: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
+def _text_specs(text: dict[str, str] | None) -> tuple[str, str]:
+    """The calibration file's text columns: those the checkpoint was trained on, else query and candidate."""
+    return (text["query"], text["candidate"]) if text else ("query", "candidate")
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Artifact directory to create.")
@@ -116,7 +121,7 @@ def export(
     """Export CHECKPOINT (a sentence-transformers CrossEncoder) to ONNX fp32/int8/fp16 (+ OpenVINO bf16 and f32)
     with a parity gate."""
     from export.calibration import load_calibration
-    from export.exporter import export_artifact
+    from export.exporter import export_artifact, trained_text
 
     gates = _gates(params)
     _checkpoint(checkpoint)
@@ -126,7 +131,7 @@ def export(
     unknown = set(chosen) - set(PRECISIONS)
     if unknown:
         raise click.BadParameter(f"unknown precision(s) {', '.join(sorted(unknown))}", param_hint="--precisions")
-    queries, candidates = load_calibration(params["calibration"])
+    queries, candidates = load_calibration(params["calibration"], *_text_specs(trained_text(checkpoint)))
     result = export_artifact(
         checkpoint,
         output,
@@ -158,13 +163,15 @@ def verify(artifact: Path, checkpoint: Path, data: Path | None, max_length: int 
     a variant that passed at export fails now (or its file changed). A variant this machine cannot run (bf16
     without bf16 instructions) is reported as skipped."""
     from export.calibration import load_calibration
+    from export.exporter import trained_text
     from export.gate import check_variant
     from export.reference import load_cross_encoder, reference_scores
     from scorer.artifact import load_manifest
 
     gates = _gates(params)
     manifest = load_manifest(artifact)
-    queries, candidates = load_calibration(data or params["calibration"])
+    specs = _text_specs(trained_text(checkpoint))
+    queries, candidates = load_calibration(data or params["calibration"], *specs)
     model = load_cross_encoder(_checkpoint(checkpoint), max_length)  # never the artifact's own settings
     reference = reference_scores(model, queries, candidates)
     parity: dict[str, dict[str, Any]] = {}

@@ -156,6 +156,7 @@ class Exporter:
                 "model_type": self.architecture.model_type,
                 "calibration_pairs": len(queries),
                 "threshold": tuned_threshold(self.checkpoint),
+                "text": trained_text(self.checkpoint),
             },
             versions=installed_versions(VERSIONED),
             format_version=MANIFEST_VERSION,
@@ -267,13 +268,27 @@ class Exporter:
         return parity
 
 
+def _metrics(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's metrics.json from `scorer train`, or {} (another tool's checkpoint, or unreadable)."""
+    try:
+        metrics = json.loads((checkpoint / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def tuned_threshold(checkpoint: Path) -> float | None:
     """The decision threshold `scorer train` tuned on evaluation pairs (its metrics.json), if any."""
-    try:
-        value = json.loads((checkpoint / "metrics.json").read_text())["threshold"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    value = _metrics(checkpoint).get("threshold")
     return float(value) if isinstance(value, int | float) and 0 < value <= 1 else None
+
+
+def trained_text(checkpoint: Path) -> dict[str, str] | None:
+    """The text specs (`scorer.record_text`) `scorer train` built the pairs' texts with, if it recorded them."""
+    text = _metrics(checkpoint).get("text")
+    if isinstance(text, dict) and all(isinstance(text.get(side), str) for side in ("query", "candidate")):
+        return {side: text[side] for side in ("query", "candidate")}
+    return None
 
 
 def save_tokenizer(model: CrossEncoder, path: Path) -> None:

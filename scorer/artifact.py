@@ -94,6 +94,9 @@ def _check_type(path: Path, where: str, value: Any, kind: type | tuple[type, ...
         raise InputError(f"{path}: {where} must be a JSON {expected}, not {type(value).__name__} {value!r:.60}")
 
 
+SIDES = ("query", "candidate")  # the sides of a pair whose text specs source.text records
+
+
 def _check_file_name(path: Path, where: str, name: str) -> None:
     """Only plain file names inside the artifact may be loaded: no directories, `..`, or absolute paths."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
@@ -117,6 +120,9 @@ def _validate(path: Path, raw: dict[str, Any]) -> Manifest:
     if not all(isinstance(name, str) for name in raw["input_names"]):
         raise InputError(f"{path}: input_names must be a list of strings")
     _check_file_name(path, "tokenizer", raw["tokenizer"])
+    text = raw.get("source", {}).get("text")
+    if text is not None and not (isinstance(text, dict) and all(isinstance(text.get(s), str) for s in SIDES)):
+        raise InputError(f"{path}: source.text must map query and candidate to column specs, not {text!r}")
     variants = {}
     for precision, spec in raw["variants"].items():
         _check_type(path, f"variants.{precision}", spec, dict)

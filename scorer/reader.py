@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from scorer.artifact import sha256_file
 from scorer.errors import InputError
+from scorer.record_text import join, spec_columns
 
 TEXT_TYPES = (pa.string(), pa.large_string())
 BINARY_TYPES = (pa.binary(), pa.large_binary())
@@ -185,9 +186,11 @@ def open_inputs(
         schema, metadata = described.schema, described.metadata
         if duplicates := _duplicate_names(schema):
             raise InputError(f"{path}: column name(s) {', '.join(map(repr, duplicates))} appear more than once")
-        _check_text_column(path, schema, query_col, "--query-col")
+        for column in spec_columns(query_col, schema.names):
+            _check_text_column(path, schema, column, "--query-col")
         if documents_col is None:
-            _check_text_column(path, schema, candidate_col, "--candidate-col")
+            for column in spec_columns(candidate_col, schema.names):
+                _check_text_column(path, schema, column, "--candidate-col")
         else:
             _check_list_column(path, schema, documents_col, "--documents-col", "string")
             if labels_col is not None:
@@ -229,24 +232,26 @@ def null_text_message(path: Path, column: str, row: int) -> str:
     return f"{path}: column {column!r}, row {row}: null text {_HINT}"
 
 
-def first_null_row(source: InputFile, column: str) -> int | None:
-    """Row of the first null in `column`, reading only row groups whose statistics admit nulls."""
+def first_null_row(source: InputFile, spec: str) -> int | None:
+    """Row of the first null text of a spec (`scorer.record_text`: every column of it null), reading only row
+    groups whose statistics admit nulls in every column."""
     metadata = source.metadata
-    index = _leaf_index(metadata, column)
+    columns = spec_columns(spec, source.schema.names)
+    indices = [_leaf_index(metadata, column) for column in columns]
     offset = 0
     with pq.ParquetFile(source.path) as parquet:
         for group in range(metadata.num_row_groups):
             rows = metadata.row_group(group).num_rows
-            stats = metadata.row_group(group).column(index).statistics
-            if stats is None or not stats.has_null_count or stats.null_count > 0:
+            stats = [metadata.row_group(group).column(index).statistics for index in indices]
+            if all(s is None or not s.has_null_count or s.null_count > 0 for s in stats):
                 try:
-                    values = parquet.read_row_group(group, columns=[column]).column(0)
+                    values = parquet.read_row_group(group, columns=list(columns))
                 except (pa.ArrowInvalid, OSError) as exc:
                     raise InputError(
-                        f"{source.path}: corrupt Parquet data in column {column!r}, rows {offset}-{offset + rows - 1} "
+                        f"{source.path}: corrupt Parquet data in column {spec!r}, rows {offset}-{offset + rows - 1} "
                         f"({exc})"
                     ) from None
-                nulls = _null_mask(values)
+                nulls = np.logical_and.reduce([_null_mask(column) for column in values.columns])
                 if nulls.any():
                     return offset + int(np.argmax(nulls))
             offset += rows
@@ -259,7 +264,7 @@ def check_no_nulls(inputs: list[InputFile], columns: tuple[str, ...]) -> None:
         found = [(row, column) for column in columns if (row := first_null_row(source, column)) is not None]
         if found:
             row, column = min(found)
-            if is_list(source.schema.field(column).type):
+            if column in source.schema.names and is_list(source.schema.field(column).type):
                 raise InputError(f"{source.path}: column {column!r}, row {row}: null list or null document {_HINT}")
             raise InputError(null_text_message(source.path, column, row))
 
@@ -277,6 +282,12 @@ def _texts(array: pa.ChunkedArray | pa.Array, path: Path, column: str, first_row
                     raise InputError(f"{path}: column {column!r}, row {first_row + i}: invalid UTF-8") from None
             raise
     return array.to_pylist()
+
+
+def _record_texts(batch: pa.RecordBatch, spec: str, path: Path, first_row: int) -> list[str | None]:
+    """A window's texts for a spec: its column, or its columns joined (`scorer.record_text`)."""
+    columns = spec_columns(spec, batch.schema.names)
+    return join([_texts(batch.column(column), path, column, first_row) for column in columns])
 
 
 def _flatten(
@@ -345,9 +356,9 @@ class WindowSpec:
 def _window(
     source: InputFile, file_index: int, index: int, first_row: int, batch: pa.RecordBatch, spec: WindowSpec
 ) -> Window:
-    queries = _texts(batch.column(spec.query_col), source.path, spec.query_col, first_row)
+    queries = _record_texts(batch, spec.query_col, source.path, first_row)
     if spec.documents_col is None:
-        candidates = _texts(batch.column(spec.candidate_col), source.path, spec.candidate_col, first_row)
+        candidates = _record_texts(batch, spec.candidate_col, source.path, first_row)
         return Window(file_index, index, first_row, batch, queries, candidates)
     window = Window(file_index, index, first_row, batch, queries, [])
     labels = batch.column(spec.labels_col) if spec.labels_col else None

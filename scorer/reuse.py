@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError
+from scorer.record_text import join, spec_columns
 
 KEY_DTYPE = np.dtype("S16")
 SCORER_KEY = b"scorer"  # JSON object in an output's schema metadata: what produced its scores
@@ -99,6 +100,13 @@ def _strings(column: pa.Array) -> list[str]:
     return column.to_pylist()
 
 
+def _side(batch: pa.RecordBatch, columns: tuple[str, ...]) -> pa.Array:
+    """One side's texts: its column, or its columns joined as `scorer.record_text` joins them."""
+    if len(columns) == 1:
+        return batch.column(columns[0])
+    return pa.array(join([_strings(batch.column(column)) for column in columns]), pa.large_string())
+
+
 def _recorded(path: Path, schema: pa.Schema) -> dict[str, Any]:
     raw = (schema.metadata or {}).get(SCORER_KEY)
     try:
@@ -125,9 +133,14 @@ def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int =
                     )
                 columns = record["columns"]
                 listwise = "documents" in columns
-                names = [columns["query"], columns["documents" if listwise else "candidate"], columns["score"]]
-                for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
-                    query, candidate, score = (batch.column(i) for i in range(3))
+                names = parquet.schema_arrow.names
+                sides = [
+                    spec_columns(columns[side], names) for side in ("query", "documents" if listwise else "candidate")
+                ]
+                wanted = list(dict.fromkeys([*sides[0], *sides[1], columns["score"]]))
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
+                    query, candidate = (_side(batch, side) for side in sides)
+                    score = batch.column(columns["score"])
                     if listwise:  # one pair a document, its query repeated
                         query = query.take(pc.list_parent_indices(candidate))
                         candidate, score = pc.list_flatten(candidate), pc.list_flatten(score)

@@ -9,8 +9,9 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from click.core import ParameterSource
 
-from scorer.artifact import PRECISIONS
+from scorer.artifact import PRECISIONS, SIDES, load_manifest
 from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.flags import FiniteFloat
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
@@ -28,6 +29,7 @@ from scorer.reader import (
     open_inputs,
     resolve_inputs,
 )
+from scorer.record_text import as_trained
 from scorer.reuse import load_previous
 from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
 from scorer.runner import prefetch_workers as prefetch_workers_for
@@ -41,12 +43,32 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _text_as_trained(artifact: Path, query_col: str, candidate_col: str) -> tuple[str, str]:
+    """The text specs of the run: as the model was trained (its manifest's source.text) unless the user gave
+    other ones, which is a usage error (exit 2): a model scores text built as it was trained on."""
+    context = click.get_current_context()
+    given = [side for side in SIDES if context.get_parameter_source(f"{side}_col") is not ParameterSource.DEFAULT]
+    trained = load_manifest(artifact).source.get("text")
+    specs, problem = as_trained(trained, {"query": query_col, "candidate": candidate_col}, given)
+    if problem:
+        raise click.UsageError(problem)
+    return specs["query"], specs["candidate"]
+
+
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-m", "--model", "artifact", required=True, type=click.Path(path_type=Path), help="Artifact directory.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output Parquet file.")
-@click.option("--query-col", default=DEFAULTS.query_col, show_default=True)
-@click.option("--candidate-col", default=DEFAULTS.candidate_col, show_default=True)
+@click.option(
+    "--query-col",
+    default=DEFAULTS.query_col,
+    show_default=True,
+    help="Query text column, or columns joined by a space (title,brand). A model from `scorer train` builds it "
+    "as it was trained: the default is then its columns, and other ones are refused.",
+)
+@click.option(
+    "--candidate-col", default=DEFAULTS.candidate_col, show_default=True, help="Candidate text: as --query-col."
+)
 @click.option(
     "--documents-col",
     default=None,
@@ -168,6 +190,7 @@ def run(
     check_file_target(output, reads, "-o/--output")
     if report is not None:
         check_file_target(report, reads, "--report")
+    query_col, candidate_col = _text_as_trained(artifact, query_col, candidate_col)
     documents_col = documents_col or detect_documents(files[0], candidate_col) if files else documents_col
     if labels_col and not documents_col:
         raise click.BadParameter("labels need listwise input (--documents-col)", param_hint="--labels-col")

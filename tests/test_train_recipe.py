@@ -208,7 +208,7 @@ def test_cli_trains_on_named_columns_within_a_budget(toy: dict[str, Path], tmp_p
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "cli" / "metrics.json").read_text())
-    assert metrics["columns"] == {"query": "query_text", "candidate": "candidate_text"}
+    assert metrics["text"] == {"query": "query_text", "candidate": "candidate_text"}
     assert metrics["options"]["time_budget"] == 5.0 and metrics["train"]["rows"] == 48
     assert "recipe: pairs (training data is pairs); stopped: epochs done" in result.output
     missing = CliRunner().invoke(main, [str(a) for a in [*common, "-o", tmp_path / "x", "--query-col", "title"]])

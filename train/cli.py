@@ -118,13 +118,17 @@ def _by_recipe(name: str) -> str:
     help="bf16 autocast on CPU. [default: on for the pair recipe where the CPU has AMX or AVX512-BF16]",
 )
 @click.option(
-    "--query-col", default=OPTIONS.query_col, show_default=True, help="Column of pair files to use as the query."
+    "--query-col",
+    default=OPTIONS.query_col,
+    show_default=True,
+    help="Pair files' query text column, or columns joined by a space (title,brand,model_no); recorded, so that "
+    "`scorer run` builds the text the same way.",
 )
 @click.option(
     "--candidate-col",
     default=OPTIONS.candidate_col,
     show_default=True,
-    help="Column of pair files to use as the candidate.",
+    help="Pair files' candidate text column or columns: as --query-col.",
 )
 def train(
     train_files: tuple[Path, ...],

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.metrics import RELEVANT
+from scorer.record_text import join, spec_columns
 from train.errors import DataError
 
 Format = Literal["pairs", "listwise"]
@@ -155,22 +156,32 @@ def _validate_listwise(path: Path, data: dict[str, list[Any]]) -> pa.Table:
     return pa.table({c: data[c] for c in COLUMNS["listwise"]}, schema=LISTWISE_SCHEMA)
 
 
+def _side_texts(path: Path, data: dict[str, list[Any]], spec: str) -> list[str | None]:
+    """One side's texts: the spec's column, or its columns joined (`scorer.record_text`), each value checked."""
+    columns = spec_columns(spec, list(data))
+    for column in columns:
+        for index, value in enumerate(data[column]):
+            if value is not None and not isinstance(value, str):
+                raise DataError(path, f"expected text, got {value!r}", column=column, row=index + 1)
+    return join([data[column] for column in columns])
+
+
 def _validate_pairs(path: Path, data: dict[str, list[Any]], query_col: str, candidate_col: str) -> pa.Table:
-    for index, (query, candidate, label) in enumerate(
-        zip(data[query_col], data[candidate_col], data["label"], strict=True)
-    ):
+    queries, candidates = _side_texts(path, data, query_col), _side_texts(path, data, candidate_col)
+    for index, (query, candidate, label) in enumerate(zip(queries, candidates, data["label"], strict=True)):
         row = index + 1
         _check_text(path, query_col, row, query)
         _check_text(path, candidate_col, row, candidate)
         _check_grade(path, "label", row, label)
-    return pa.table([data[query_col], data[candidate_col], data["label"]], schema=PAIRS_SCHEMA)
+    return pa.table([queries, candidates, data["label"]], schema=PAIRS_SCHEMA)
 
 
 def _format(path: Path, data: dict[str, list[Any]], query_col: str, candidate_col: str) -> Format:
-    """The file's format, where `query_col` and `candidate_col` stand for the pair columns."""
+    """The file's format, where `query_col` and `candidate_col` (text specs) stand for the pair columns."""
     if (query_col, candidate_col) == ("query", "candidate") or {"documents", "scores"} <= set(data):
         return detect_format(path, data)
-    missing = [name for name in (query_col, candidate_col) if name not in data]
+    named = [column for spec in (query_col, candidate_col) for column in spec_columns(spec, list(data))]
+    missing = [name for name in named if name not in data]
     if missing:
         raise DataError(
             path,

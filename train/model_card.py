@@ -36,6 +36,13 @@ def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _text(text: dict[str, str] | None) -> str:
+    """How the pairs' texts were built: `scorer run` builds them the same way."""
+    if text is None:
+        return "the lists' query and documents"
+    return f"query from {text['query']}, candidate from {text['candidate']} (several columns: joined by a space)"
+
+
 def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -58,7 +65,7 @@ def render_model_card(metrics: dict[str, Any]) -> str:
     threshold = metrics["threshold"]
     hyper = [
         ("recipe", f"{metrics['recipe']} ({metrics['recipe_reason']})"),
-        ("pair columns", f"{metrics['columns']['query']}, {metrics['columns']['candidate']}"),
+        ("pair text", _text(metrics["text"])),
         ("loss", config["loss"]),
         ("epochs", config["epochs"]),
         ("max steps", config["max_steps"]),

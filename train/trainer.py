@@ -61,6 +61,7 @@ from sentence_transformers.cross_encoder.losses import (
 from sentence_transformers.util import fullname
 
 from scorer.precision import cpu_info
+from scorer.record_text import normal
 from scorer.versions import installed_versions
 from train.config import Recipe, RunOptions, TrainConfig, choose_recipe, resolve
 from train.data import RELEVANT, DataFile, as_lists, as_pairs, both_orders, read_files
@@ -188,6 +189,14 @@ def train(
     )
 
 
+def trained_text(train_data: Sequence[DataFile], options: RunOptions) -> dict[str, str] | None:
+    """How the pairs' texts were built (`scorer.record_text` specs), for `scorer run` to build them alike;
+    None when training read lists, whose texts are the fixed `query` and `documents` columns."""
+    if any(f.format != "pairs" for f in train_data):
+        return None
+    return {"query": normal(options.query_col), "candidate": normal(options.candidate_col)}
+
+
 def _stop_reason(selection: Selection, config: TrainConfig, steps: int) -> str:
     if selection.stopped:
         return selection.stopped
@@ -241,7 +250,7 @@ def fit(
     metrics = {
         "recipe": recipe,
         "recipe_reason": reason,
-        "columns": {"query": options.query_col, "candidate": options.candidate_col},
+        "text": trained_text(train_data, options),
         "threshold": figures.pop("threshold"),
         "threshold_source": figures.pop("threshold_source"),
         "activation": fullname(model.activation_fn),

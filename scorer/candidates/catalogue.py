@@ -1,4 +1,5 @@
-"""Read and validate catalogues: an id column and a text column per record, checked before any work."""
+"""Read and validate catalogues: an id column and a text per record (one column, or several joined as
+`scorer.record_text` joins them), checked before any work."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError
+from scorer.record_text import join, spec_columns
 
 ID_TYPES = "string or integer"
 
@@ -46,20 +48,26 @@ def _read(path: Path, id_col: str, text_col: str) -> tuple[pa.Array, pa.Array]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     schema = parquet.schema_arrow
-    for column, option in ((id_col, "--id-col"), (text_col, "--text-col")):
+    text_cols = spec_columns(text_col, schema.names)
+    named = [(id_col, "--id-col"), *((column, "--text-col") for column in text_cols)]
+    for column, option in named:
         if column not in schema.names:
             raise InputError(f"{path}: column {column!r} not found (columns: {', '.join(schema.names)}; see {option})")
     if _normal_type(schema.field(id_col).type) is None:
         raise InputError(f"{path}: column {id_col!r} has type {schema.field(id_col).type}, expected {ID_TYPES}")
-    if _normal_type(schema.field(text_col).type) != pa.string():
-        raise InputError(f"{path}: column {text_col!r} has type {schema.field(text_col).type}, expected string")
+    for column in text_cols:
+        if _normal_type(schema.field(column).type) != pa.string():
+            raise InputError(f"{path}: column {column!r} has type {schema.field(column).type}, expected string")
     try:
-        table = parquet.read(columns=[id_col, text_col])
+        table = parquet.read(columns=list(dict.fromkeys([id_col, *text_cols])))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: corrupt Parquet data ({exc})") from None
+    ids = table.column(id_col)
+    texts = table.column(text_cols[0])
+    if len(text_cols) > 1:
+        texts = pa.chunked_array([pa.array(join([table.column(c).to_pylist() for c in text_cols]), pa.string())])
     arrays = []
-    for column in (id_col, text_col):
-        values = table.column(column)
+    for column, values in ((id_col, ids), (text_col, texts)):
         if values.null_count:
             row = pc.index(values.is_null(), True).as_py()
             raise InputError(f"{path}: column {column!r}, row {row}: null value")

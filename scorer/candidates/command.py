@@ -70,7 +70,9 @@ def _embedder(directory: Path | None, model: str | None, threads: int | None) ->
 @click.argument("catalogues", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output Parquet file of pairs.")
 @click.option("--id-col", required=True, help="Record id column (string or integer, unique over all inputs).")
-@click.option("--text-col", required=True, help="Record text column (the title).")
+@click.option(
+    "--text-col", required=True, help="Record text column (the title), or several joined: title,brand,model_no."
+)
 @click.option(
     "--k", type=click.IntRange(min=1), default=20, show_default=True, help="Candidates per record and generator."
 )
