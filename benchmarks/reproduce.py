@@ -1,7 +1,8 @@
 """`python -m benchmarks.reproduce --data ../shared/data` (or `make bench`): every committed report, in one go.
 
-    quality     train MiniLM on pairs/*/train, export it (calibrated on the valid splits), F1 per dataset
-    minilm      throughput of that checkpoint and artifact on abt-buy's test titles
+    quality     `scorer train`'s pair recipe from MiniLM in three protocols (per dataset, joint, leave one out),
+                test F1 of torch and of the variant `scorer run` picks, the ablation, bf16 training speed
+    minilm      throughput of the joint titles checkpoint and artifact on abt-buy's test titles
     minilm-10k  `scorer run` with its defaults on 10k held-back titles (every test split and walmart-amazon's
                 valid split): a MiniLM trained as in `quality`, exported with the default (built-in) calibration
     op-profile  where that artifact's fp32 and int8 time goes, per ONNX op type
@@ -12,11 +13,10 @@
     ray         the Ray engine against the local engine at equal cores
     grouping    `scorer group` against connected components, and its time and memory at 1M pairs
     candidates  `scorer candidates` blocking recall per dataset, and its time at 100k and 1M records
-    pair-recipe the pair recipe against the seed recipe on abt-buy titles (15 min each), ablations, bf16 speed
 
 Each step is the command a person would type (printed before it runs); models and artifacts go under
 `--work`, reports under `--results`, each report named as its command writes it. On 2 quiet cores the
-first four steps took 55 minutes; the whole run takes about three hours (pair-recipe alone: one).
+quality step trains for the sum of QUALITY_RUNS' budgets (about six hours); the others take about three.
 Without the data folder it says so and exits 0.
 """
 
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import click
 
+from benchmarks.model_quality import run_directory
+
 STEPS = (
     "quality",
     "minilm",
@@ -42,9 +44,19 @@ STEPS = (
     "ray",
     "grouping",
     "candidates",
-    "pair-recipe",
 )
-PAIR_RECIPE_VARIANTS = ("seed", "pairs", "pairs-fp32", "pairs-one-order")
+# (protocol, tested dataset, columns, variant, budget in minutes): the runs of benchmarks/results/quality.
+QUALITY_RUNS = (
+    ("joint", "abt-buy", "titles", "pairs", 40),
+    *(("per-dataset", "abt-buy", "titles", variant, 15) for variant in ("seed", "pairs", "pairs-fp32")),
+    ("per-dataset", "abt-buy", "titles", "pairs", 40),
+    ("per-dataset", "abt-buy", "records", "pairs", 15),
+    ("per-dataset", "walmart-amazon", "titles", "pairs", 15),
+    ("per-dataset", "walmart-amazon", "records", "pairs", 40),
+    *(("per-dataset", f"wdc-{name}", "titles", "pairs", 15) for name in ("cameras", "computers", "shoes", "watches")),
+    *(("leave-one-out", name, "titles", "pairs", 25) for name in ("abt-buy", "walmart-amazon")),
+)
+JOINT = "joint/all/titles/pairs/40 min"  # the checkpoint and artifact the throughput steps measure
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
     "--int8-min-spearman",
@@ -108,9 +120,14 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
         return
     work.mkdir(parents=True, exist_ok=True)
     run = _command(lambda line: click.echo(line, err=True))
-    quality = work / "quality"
+    quality = run_directory(work / "quality", JOINT)
     if "quality" in chosen:
-        run("benchmarks.model_quality", "--data", data, "--out", results / "quality", "--work", quality)
+        common = ("--data", data, "--out", results / "quality", "--work", work / "quality")
+        run("benchmarks.model_quality", *common, "--dataset", "abt-buy", "--speed")
+        for protocol, dataset, columns, variant, budget in QUALITY_RUNS:
+            flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
+            extra = ("--variant-f1",) if protocol == "joint" else ()
+            run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
     if "minilm" in chosen:
         run(
             "benchmarks.throughput",
@@ -118,8 +135,8 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
             *("--out", results / "minilm", "--repeats", repeats, "--work", work / "throughput-minilm"),
             *("--name", "MiniLM-L6 product cross-encoder (trained)"),
             "--note",
-            "Checkpoint and artifact from `python -m benchmarks.model_quality` (trained on every pairs/*/train "
-            "split; exported with the default gates, calibrated on 250 pairs of each valid split).",
+            "Checkpoint and artifact of the joint titles run of `python -m benchmarks.model_quality` (trained on "
+            "every pairs/*/train split; exported with the default gates and built-in calibration).",
         )
     if "minilm-10k" in chosen:
         _minilm_10k(run, data, work, results, repeats)
@@ -184,11 +201,6 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
             *("--data", data, "--out", results / "candidates"),
             *("--synthetic", 100000, "--lexical-only-sizes", "100000,1000000"),
         )
-    if "pair-recipe" in chosen:
-        common = ("--data", data, "--dataset", "abt-buy", "--out", results / "quality", "--work", work / "pair_recipe")
-        run("benchmarks.pair_recipe", *common, "--speed")
-        for variant in PAIR_RECIPE_VARIANTS:
-            run("benchmarks.pair_recipe", *common, "--variant", variant, "--budget", "15")
 
 
 def _minilm_10k(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:

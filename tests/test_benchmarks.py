@@ -286,3 +286,54 @@ def test_recall_by_origin_splits_the_true_pairs(tmp_path: Path) -> None:
         "b,c,no,train+valid,B,C,",
         "d,e,yes,transitive,D,E,",
     ]
+
+
+@pytest.fixture
+def three_datasets(tmp_path: Path) -> Path:
+    """A data folder of three tiny pair datasets; each test split repeats one of its train pairs."""
+    import pyarrow as pa
+
+    for index, name in enumerate(("alpha", "beta", "gamma")):
+        folder = tmp_path / "pairs" / name
+        folder.mkdir(parents=True)
+        for split, rows in (("train", 30), ("valid", 12), ("test", 9)):
+            queries = [f"{name} {split} q{i}" for i in range(rows)]
+            labels = [int(i % 3 == 0) for i in range(rows)]
+            if split == "test":
+                queries[0] = f"{name} train q0"  # also in train: must leave every test split
+            table = pa.table(
+                {
+                    "query": queries,
+                    "candidate": [f"c{i}" for i in range(rows)],
+                    "query_text": [f"{q} brand{index}" for q in queries],
+                    "candidate_text": [f"c{i} brand{index}" for i in range(rows)],
+                    "label": pa.array(labels, pa.int8()),
+                }
+            )
+            pq.write_table(table, folder / f"{split}.parquet")
+    return tmp_path
+
+
+def test_model_quality_protocols_train_and_test_on_the_right_splits(three_datasets: Path) -> None:
+    from benchmarks.model_quality import plan
+
+    per = plan(three_datasets, "per-dataset", "beta", "titles", cap=1200, seed=1)
+    assert per["sources"] == ["beta"] and per["train"].num_rows == 30 and per["valid"].num_rows == 12
+    assert list(per["tests"]) == ["beta"] and per["tests"]["beta"].num_rows == 8 and per["valids"] == {}
+    joint = plan(three_datasets, "joint", "beta", "records", cap=1200, seed=1)
+    assert joint["sources"] == ["alpha", "beta", "gamma"] and joint["train"].num_rows == 90
+    assert set(joint["tests"]) == set(joint["valids"]) == {"alpha", "beta", "gamma"}
+    assert joint["train"]["query"][0].as_py() == "alpha train q0 brand0"  # records: the *_text columns
+    held_out = plan(three_datasets, "leave-one-out", "beta", "titles", cap=9, seed=1)
+    assert held_out["sources"] == ["alpha", "gamma"] and list(held_out["tests"]) == ["beta"]
+    assert held_out["train"].num_rows == 18  # at most 9 a source: 3 matches, 6 non-matches
+    assert held_out["train"]["label"].to_pylist().count(1) == 6
+    assert not any(q.startswith("beta") for q in held_out["train"]["query"].to_pylist())
+
+
+def test_model_quality_test_splits_drop_pairs_seen_in_train(three_datasets: Path) -> None:
+    from benchmarks.model_quality import dedup_test, split
+
+    train, test = (split(three_datasets, "alpha", name, "titles") for name in ("train", "test"))
+    kept = dedup_test(train, test)
+    assert kept.num_rows == 8 and "alpha train q0" not in kept["query"].to_pylist()
