@@ -27,6 +27,7 @@ from scorer.grouping.edges import Graph, build_graph
 from scorer.grouping.evaluate import against_truth
 from scorer.grouping.inputs import GROUPS_KEY, IdKind, read_groups, read_scored, read_truth
 from scorer.grouping.summary import GroupStats, cuts, group_stats, size_histogram
+from scorer.output import OutputLock
 from scorer.paths import atomic_write, check_distinct, check_file_target, write_text_atomic
 from scorer.reader import resolve_inputs
 
@@ -193,6 +194,7 @@ def group(
     check_file_target(output, reads, "-o/--output")
     if report is not None:
         check_file_target(report, reads, "--report")
+    click.get_current_context().with_resource(OutputLock(output))  # held until the command ends
     ids = IdKind()
     scored = read_scored(files, left_id_col, right_id_col, score_col, ids)
     previous_groups = read_groups(previous, ids) if previous else None

@@ -20,7 +20,7 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +49,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class OutputLock:
-    """An exclusive lock on an output path, held for the life of the run."""
+    """An exclusive lock on an output path, held for the life of the command that writes it (every command's
+    output: a second writer of the same path is refused, exit 2); a context manager."""
 
     def __init__(self, output: Path) -> None:
         self.path = output.parent / f".{output.name}.lock"
@@ -79,6 +80,12 @@ class OutputLock:
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
         self._handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 def _read_state(path: Path) -> dict[str, Any]:

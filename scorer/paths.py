@@ -9,6 +9,7 @@ FIFO or a directory, or need a name the file system cannot hold. Each rule names
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -138,7 +139,8 @@ def atomic_write(path: Path, hint: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path` to write; when the block succeeds the file is fsynced and
     renamed onto `path`, so nobody ever sees half of it. On any error the temporary file is removed, and an
     OSError (a full disk, a lost permission) becomes a WriteError naming `path` (exit 1), `hint` appended."""
-    tmp = path.parent / f".{path.name}.tmp"
+    # a name of its own: two writers of one path never write into the same temporary file
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         yield tmp
         with tmp.open("rb") as handle:

@@ -485,3 +485,27 @@ def test_more_inputs_than_open_files_allowed(bert: tuple[Path, Path], pairs_file
 def test_float_flags_refuse_nan_and_infinities(args: list[str]) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "is not a finite number" in result.output
+
+
+@pytest.mark.parametrize("command", ["candidates", "group"])
+def test_a_second_writer_of_an_output_is_refused(command: str, tmp_path: Path) -> None:
+    from scorer.output import OutputLock
+
+    catalogue = tmp_path / "catalogue.parquet"
+    pq.write_table(pa.table({"sku": ["a", "b", "c"], "title": ["sony tv 40", "sony tv 42", "lg phone"]}), catalogue)
+    scored = tmp_path / "scored.parquet"
+    scores = pa.array([0.9, 0.2], pa.float32())
+    pq.write_table(pa.table({"query_id": ["a", "a"], "candidate_id": ["b", "c"], "score": scores}), scored)
+    args = {
+        "candidates": [catalogue, "--id-col", "sku", "--text-col", "title", "--generators", "lexical"],
+        "group": [scored, "--threshold", "0.5"],
+    }[command]
+    output = tmp_path / "out.parquet"
+    with OutputLock(output):  # another process writing this output
+        refused = invoke(command, *args, "-o", output)
+    assert refused.exit_code == 2 and "is being written by another run" in refused.output
+    assert not output.exists()
+    done = invoke(command, *args, "-o", output)
+    assert done.exit_code == 0, done.output
+    assert pq.read_table(output).num_rows == {"candidates": 1, "group": 3}[command]  # one shared-token pair; 3 ids
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalogue.parquet", "out.parquet", "scored.parquet"]

@@ -20,6 +20,7 @@ from scorer.candidates.truth import blocking_quality, true_pair_keys
 from scorer.candidates.writer import write_pairs
 from scorer.errors import InputError
 from scorer.flags import FiniteFloat
+from scorer.output import OutputLock
 from scorer.paths import check_distinct, check_file_target, write_text_atomic
 from scorer.reader import resolve_inputs
 
@@ -143,6 +144,7 @@ def candidates(
     check_file_target(output, reads, "-o/--output")
     if report is not None:
         check_file_target(report, reads, "--report")
+    click.get_current_context().with_resource(OutputLock(output))  # held until the command ends
     catalogue = read_catalogue(files, against_files, id_col, text_col)
     truth_keys = true_pair_keys(truth, catalogue) if truth else None
     model = (
