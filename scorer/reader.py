@@ -14,10 +14,9 @@ import pyarrow.parquet as pq
 
 from scorer.artifact import sha256_file
 from scorer.errors import InputError
+from scorer.inputs import BINARY_TYPES, TEXT_TYPES, duplicate_names, utf8
 from scorer.record_text import join, spec_columns
 
-TEXT_TYPES = (pa.string(), pa.large_string())
-BINARY_TYPES = (pa.binary(), pa.large_binary())
 ON_NULL = ("error", "null")
 DEFAULT_MAX_DOCUMENTS = 1000  # documents a listwise row may hold unless --max-documents says more
 
@@ -154,10 +153,6 @@ def _check_list_column(path: Path, schema: pa.Schema, column: str, option: str, 
         raise InputError(f"{path}: column {column!r} has type {kind}, expected a list of {values}s")
 
 
-def _duplicate_names(schema: pa.Schema) -> list[str]:
-    return sorted({name for name in schema.names if schema.names.count(name) > 1})
-
-
 def detect_documents(path: Path, candidate_col: str) -> str | None:
     """'documents' when the input has no candidate column but a list-of-strings column of that name."""
     schema = InputFile.describe(path).schema
@@ -184,7 +179,7 @@ def open_inputs(
     for path in paths:
         described = InputFile.describe(path)
         schema, metadata = described.schema, described.metadata
-        if duplicates := _duplicate_names(schema):
+        if duplicates := duplicate_names(schema):
             raise InputError(f"{path}: column name(s) {', '.join(map(repr, duplicates))} appear more than once")
         for column in spec_columns(query_col, schema.names):
             _check_text_column(path, schema, column, "--query-col")
@@ -270,18 +265,7 @@ def check_no_nulls(inputs: list[InputFile], columns: tuple[str, ...]) -> None:
 
 
 def _texts(array: pa.ChunkedArray | pa.Array, path: Path, column: str, first_row: int) -> list[str | None]:
-    if array.type in BINARY_TYPES:
-        try:
-            array = array.cast(pa.string() if array.type == pa.binary() else pa.large_string())
-            array.validate(full=True)
-        except pa.ArrowInvalid:
-            for i, value in enumerate(array.to_pylist()):
-                try:
-                    value is None or value.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InputError(f"{path}: column {column!r}, row {first_row + i}: invalid UTF-8") from None
-            raise
-    return array.to_pylist()
+    return utf8(array, path, column, first_row).to_pylist()
 
 
 def _record_texts(batch: pa.RecordBatch, spec: str, path: Path, first_row: int) -> list[str | None]:

@@ -509,3 +509,72 @@ def test_a_second_writer_of_an_output_is_refused(command: str, tmp_path: Path) -
     assert done.exit_code == 0, done.output
     assert pq.read_table(output).num_rows == {"candidates": 1, "group": 3}[command]  # one shared-token pair; 3 ids
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalogue.parquet", "out.parquet", "scored.parquet"]
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    """One file per input class that used to end in a traceback (scorer.inputs now names what is wrong)."""
+    invalid = pa.array([b"sony tv", b"\xff\xfe tv", b"lg"], pa.binary()).view(pa.string())
+    duplicated = pa.Table.from_arrays(
+        [pa.array(["a", "b"]), pa.array(["sony tv", "sony tv 2"]), pa.array(["x", "y"])],
+        names=["sku", "title", "title"],
+    )
+    scores = pa.array([0.9, 0.8], pa.float32())
+    tables = {
+        "utf8": pa.table({"sku": ["a", "b", "c"], "title": invalid}),
+        "uint64": pa.table({"sku": pa.array([2**63 + 5, 7], pa.uint64()), "title": ["sony tv", "sony tv 2"]}),
+        "duplicated": duplicated,
+        "scored-uint64": pa.table(
+            {
+                "query_id": pa.array([2**63 + 1, 2], pa.uint64()),
+                "candidate_id": pa.array([2, 3], pa.uint64()),
+                "score": scores,
+            }
+        ),
+        "scored-duplicated": pa.Table.from_arrays(
+            [pa.array(["a", "b"]), pa.array(["b", "c"]), scores, scores],
+            names=["query_id", "candidate_id", "score", "score"],
+        ),
+        "catalogue": pa.table({"sku": ["a", "b", "c"], "title": ["sony tv", "sony tv 2", "lg"]}),
+        "list-truth": pa.table({"id": ["a", "b"], "group": pa.array([[1], [2]])}),
+    }
+    paths = {}
+    for name, table in tables.items():
+        paths[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(table, paths[name])
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("command", "data", "flags", "message"),
+    [
+        ("candidates", "utf8", [], "utf8.parquet: column 'title', row 1: invalid UTF-8"),
+        ("candidates", "uint64", [], "column 'sku', row 0: id 9223372036854775813 does not fit a 64-bit signed"),
+        ("candidates", "duplicated", [], "duplicated.parquet: column name 'title' appears more than once"),
+        (
+            "candidates",
+            "catalogue",
+            ["--truth", "list-truth"],
+            "column 'group' has type list<element: int64>, expected",
+        ),
+        ("group", "scored-uint64", [], "column 'query_id', row 0: id 9223372036854775809 does not fit"),
+        ("group", "scored-duplicated", [], "column name 'score' appears more than once"),
+    ],
+)
+def test_bad_input_classes_exit_2_naming_file_column_and_row(
+    command: str, data: str, flags: list[str], message: str, tmp_path: Path
+) -> None:
+    paths = _bad_inputs(tmp_path)
+    common = {"candidates": ["--id-col", "sku", "--text-col", "title", "--generators", "lexical"], "group": []}
+    flags = [str(paths[flag]) if flag in paths else flag for flag in flags]
+    result = invoke(command, paths[data], *common[command], *flags, "-o", tmp_path / "out.parquet")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_run_refuses_invalid_utf8_in_a_string_column(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    path = tmp_path / "pairs.parquet"
+    queries = pa.array([b"sony tv", b"lg \xff phone"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"query": queries, "candidate": ["sony tv 40", "lg phone"]}), path)
+    result = invoke("run", path, "-m", bert[1], "-o", tmp_path / "out.parquet", "--precision", "fp32")
+    assert result.exit_code == 2 and "pairs.parquet: column 'query', row 1: invalid UTF-8" in result.output
+    assert not (tmp_path / "out.parquet").exists()

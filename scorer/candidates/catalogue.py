@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from scorer.errors import InputError
+from scorer.inputs import as_ids, check_columns, no_nulls, open_parquet, read_columns, utf8
 from scorer.record_text import join, spec_columns
-
-ID_TYPES = "string or integer"
 
 
 @dataclass
@@ -34,45 +32,22 @@ class Catalogue:
         return n * (n - 1) // 2 if self.split is None else self.split * (n - self.split)
 
 
-def _normal_type(kind: pa.DataType) -> pa.DataType | None:
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return pa.string()
-    if pa.types.is_integer(kind):
-        return pa.int64()
-    return None
-
-
 def _read(path: Path, id_col: str, text_col: str) -> tuple[pa.Array, pa.Array]:
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    schema = parquet.schema_arrow
-    text_cols = spec_columns(text_col, schema.names)
-    named = [(id_col, "--id-col"), *((column, "--text-col") for column in text_cols)]
-    for column, option in named:
-        if column not in schema.names:
-            raise InputError(f"{path}: column {column!r} not found (columns: {', '.join(schema.names)}; see {option})")
-    if _normal_type(schema.field(id_col).type) is None:
-        raise InputError(f"{path}: column {id_col!r} has type {schema.field(id_col).type}, expected {ID_TYPES}")
-    for column in text_cols:
-        if _normal_type(schema.field(column).type) != pa.string():
-            raise InputError(f"{path}: column {column!r} has type {schema.field(column).type}, expected string")
-    try:
-        table = parquet.read(columns=list(dict.fromkeys([id_col, *text_cols])))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: corrupt Parquet data ({exc})") from None
-    ids = table.column(id_col)
-    texts = table.column(text_cols[0])
-    if len(text_cols) > 1:
-        texts = pa.chunked_array([pa.array(join([table.column(c).to_pylist() for c in text_cols]), pa.string())])
-    arrays = []
-    for column, values in ((id_col, ids), (text_col, texts)):
-        if values.null_count:
-            row = pc.index(values.is_null(), True).as_py()
-            raise InputError(f"{path}: column {column!r}, row {row}: null value")
-        arrays.append(values.combine_chunks().cast(_normal_type(values.type)))
-    return arrays[0], arrays[1]
+    parquet = open_parquet(path)
+    text_cols = spec_columns(text_col, parquet.schema_arrow.names)
+    check_columns(
+        path, parquet.schema_arrow, {id_col: ("id", "--id-col"), **dict.fromkeys(text_cols, ("text", "--text-col"))}
+    )
+    table = read_columns(parquet, path, [id_col, *text_cols])
+    no_nulls(path, table.column(id_col), id_col)
+    columns = [utf8(table.column(column), path, column).cast(pa.string()) for column in text_cols]
+    texts = (
+        columns[0]
+        if len(columns) == 1
+        else pa.chunked_array([pa.array(join([c.to_pylist() for c in columns]), pa.string())])
+    )
+    no_nulls(path, texts, text_col)
+    return as_ids(table.column(id_col), path, id_col, pa.string()), texts.combine_chunks()
 
 
 def _check_unique(ids: pa.Array, owners: list[tuple[Path, int]], id_col: str) -> None:

@@ -14,27 +14,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from scorer.candidates.catalogue import Catalogue
 from scorer.candidates.pairs import GENERATORS, block_pairs, contains, sorted_unique
 from scorer.errors import InputError
+from scorer.inputs import check_columns, open_parquet, read_columns
 
 ID, GROUP = "id", "group"
 
 
 def true_pair_keys(path: Path, catalogue: Catalogue) -> np.ndarray:
     """Sorted unordered pair keys (a * n + b, a < b) of the true duplicate pairs among the catalogue's records."""
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    for column in (ID, GROUP):
-        if column not in table.column_names:
-            raise InputError(f"{path}: truth column {column!r} not found (columns: {', '.join(table.column_names)})")
-    table = table.drop_null()
+    parquet = open_parquet(path)
+    check_columns(path, parquet.schema_arrow, {ID: ("id", "--truth"), GROUP: ("id", "--truth")})
+    table = read_columns(parquet, path, [ID, GROUP]).drop_null()
     try:
         ids = table.column(ID).cast(catalogue.ids.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from scorer.errors import InputError
 from scorer.grouping.edges import encode_ids
+from scorer.inputs import Kind, as_ids, check_columns, no_nulls, open_parquet, read_columns
 
 SCORER_KEY = b"scorer"  # JSON object in a scored file's schema metadata; its "threshold" is the default
 GROUPS_KEY = b"scorer.group"  # JSON object in a groups file's schema metadata; "next_group_id" is never issued yet
@@ -49,27 +48,11 @@ def _kind(kind: pa.DataType) -> str | None:
     return None
 
 
-def _open(path: Path, columns: list[str], flags: tuple[str, ...] = ()) -> tuple[pa.Table, pa.Schema]:
-    """Read `columns` of a Parquet file; `flags` name the option that chose each column, for the message."""
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    schema = parquet.schema_arrow
-    for column, flag in zip(columns, flags or ("",) * len(columns), strict=True):
-        if column not in schema.names:
-            hint = f"; see {flag}" if flag else ""
-            raise InputError(f"{path}: column {column!r} not found (columns: {', '.join(schema.names)}{hint})")
-    try:
-        return parquet.read(columns=columns), schema
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: corrupt Parquet data ({exc})") from None
-
-
-def _no_nulls(path: Path, values: pa.ChunkedArray, column: str, what: str) -> None:
-    if values.null_count:
-        row = pc.index(pc.is_null(values), True).as_py()
-        raise InputError(f"{path}: column {column!r}, row {row}: null {what}")
+def _open(path: Path, columns: dict[str, tuple[Kind | None, str]]) -> tuple[pa.Table, pa.Schema]:
+    """Read `columns` (name -> (kind, the flag that named it)) of a Parquet file, checked first."""
+    parquet = open_parquet(path)
+    check_columns(path, parquet.schema_arrow, columns)
+    return read_columns(parquet, path, list(columns)), parquet.schema_arrow
 
 
 class IdKind:
@@ -89,11 +72,8 @@ class IdKind:
             self.kind, self.source = kind, f"{path} column {column!r}"
         elif kind != self.kind:
             raise InputError(f"{path}: column {column!r} holds {kind} ids but {self.source} holds {self.kind} ids")
-        _no_nulls(path, values, column, "id")
-        try:
-            return values.cast(pa.int64() if kind == "integer" else pa.large_string()).combine_chunks()
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"{path}: column {column!r}: {exc}") from None
+        no_nulls(path, values, column, "id")
+        return as_ids(values, path, column, pa.large_string())
 
 
 def _metadata(schema: pa.Schema, key: bytes) -> dict:
@@ -109,14 +89,17 @@ def read_scored(paths: list[Path], left_col: str, right_col: str, score_col: str
     left, right, scores, thresholds = [], [], [], {}
     for path in paths:
         table, schema = _open(
-            path, [left_col, right_col, score_col], ("--left-id-col", "--right-id-col", "--score-col")
+            path,
+            {
+                left_col: ("id", "--left-id-col"),
+                right_col: ("id", "--right-id-col"),
+                score_col: ("number", "--score-col"),
+            },
         )
         left.append(ids.read(path, table, left_col))
         right.append(ids.read(path, table, right_col))
         score = table.column(score_col)
-        if not (pa.types.is_floating(score.type) or pa.types.is_integer(score.type)):
-            raise InputError(f"{path}: column {score_col!r} has type {score.type}, expected a number")
-        _no_nulls(path, score, score_col, "score")
+        no_nulls(path, score, score_col, "score")
         values = score.to_numpy().astype(np.float64)
         outside = ~((values >= 0) & (values <= 1))  # NaN included
         if outside.any():
@@ -142,12 +125,12 @@ def _unique(path: Path, values: pa.Array, column: str) -> None:
 
 def read_groups(path: Path, ids: IdKind) -> Groups:
     """A groups file written by `scorer group` (`--previous`): columns `id` and integer `group_id`."""
-    table, schema = _open(path, ["id", "group_id"])
+    table, schema = _open(path, {"id": ("id", ""), "group_id": (None, "")})
     record_ids = ids.read(path, table, "id")
     group_ids = table.column("group_id")
     if not pa.types.is_integer(group_ids.type):
         raise InputError(f"{path}: column 'group_id' has type {group_ids.type}; expected integer group ids")
-    _no_nulls(path, group_ids, "group_id", "group id")
+    no_nulls(path, group_ids, "group_id", "group id")
     _unique(path, record_ids, "id")
     values = group_ids.to_numpy().astype(np.int64)
     if len(values) and values.min() < 0:
@@ -160,11 +143,9 @@ def read_groups(path: Path, ids: IdKind) -> Groups:
 
 def read_truth(path: Path, ids: IdKind) -> tuple[pa.Array, np.ndarray]:
     """A truth file (`--truth`): columns `id` and `group` (integers or strings); returns ids and group labels."""
-    table, _ = _open(path, ["id", "group"])
+    table, _ = _open(path, {"id": ("id", ""), "group": ("id", "")})
     record_ids = ids.read(path, table, "id")
     group = table.column("group")
-    if _kind(group.type) is None:
-        raise InputError(f"{path}: column 'group' has type {group.type}; expected integers or strings")
-    _no_nulls(path, group, "group", "group")
+    no_nulls(path, group, "group", "group")
     _unique(path, record_ids, "id")
     return record_ids, encode_ids(group.combine_chunks())[1]
