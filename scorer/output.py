@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from scorer.errors import InputError, WriteError
 from scorer.paths import atomic_write
 from scorer.reader import WindowKey
+from scorer.reuse import DIGEST_KEY, with_digest
 
 STATE_NAME = "state.json"
 PART_KEY = b"scorer.part"
@@ -166,8 +167,23 @@ class StagedOutput:
         with atomic_write(self._part(key), _RESUME_HINT) as tmp:
             pq.write_table(table, tmp)
 
+    def _content(self, keys: list[WindowKey]) -> tuple[int, int] | None:
+        """(rows, digest) of the parts' (pair key, score) rows, from the digest each part records; None when a
+        part has none (one committed by an older scorer)."""
+        rows, total = 0, 0
+        for key in keys:
+            recorded = (pq.read_schema(self._part(key)).metadata or {}).get(DIGEST_KEY)
+            if recorded is None:
+                return None
+            count, digest = recorded.decode().split(":")
+            rows, total = rows + int(count), (total + int(digest, 16)) % 2**64
+        return rows, total
+
     def finalize(self, schema: pa.Schema, keys: list[WindowKey]) -> None:
-        """Concatenate the parts of `keys`, in order, into the output, atomically; then drop the staging directory."""
+        """Concatenate the parts of `keys`, in order, into the output, atomically, with the content digest of
+        the scores (`scorer.reuse.with_digest`); then drop the staging directory."""
+        if (content := self._content(keys)) is not None:
+            schema = with_digest(schema, *content)
         with atomic_write(self.output, _RESUME_HINT) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             for key in keys:
                 if not self.done(key):

@@ -44,6 +44,39 @@ def pair_keys(queries: Iterable[str], candidates: Iterable[str]) -> np.ndarray:
     return np.array(keys, dtype=KEY_DTYPE)
 
 
+DIGEST_KEY = b"scorer.digest"  # a part file's digest of its (pair key, score) rows, summed into the output's
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def content_digest(keys: np.ndarray, scores: np.ndarray) -> int:
+    """An order-free digest of (pair key, float32 score) rows: the sum, modulo 2**64, of a mixed 64-bit hash of
+    each row (splitmix64's finaliser). Windows' digests add up to the output's, in any order; a changed score
+    or pair changes it (barring a 2**-64 chance).
+
+    >>> keys = pair_keys(["a", "b"], ["x", "y"])
+    >>> scores = np.array([0.25, 0.75], np.float32)
+    >>> content_digest(keys, scores) == (content_digest(keys[:1], scores[:1]) + content_digest(keys[1:], scores[1:])) % 2**64
+    True
+    >>> content_digest(keys, scores) == content_digest(keys, np.array([0.25, 0.7500001], np.float32))
+    False
+    """
+    halves = np.ascontiguousarray(keys, dtype=KEY_DTYPE).view(np.uint64).reshape(-1, 2)
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = halves[:, 0] ^ (halves[:, 1] * _MIX[0]) ^ (bits * _MIX[1])
+        x = (x ^ (x >> np.uint64(30))) * _MIX[1]
+        x = (x ^ (x >> np.uint64(27))) * _MIX[2]
+        x ^= x >> np.uint64(31)
+    return int(x.sum(dtype=np.uint64))
+
+
+def with_digest(schema: pa.Schema, rows: int, digest: int) -> pa.Schema:
+    """The output schema with its content digest added to the `scorer` record, for `--reuse` to verify."""
+    record = json.loads(schema.metadata[SCORER_KEY])
+    record["content"] = {"rows": rows, "digest": f"{digest:016x}"}
+    return schema.with_metadata({**schema.metadata, SCORER_KEY: json.dumps(record, sort_keys=True).encode()})
+
+
 class ScoreIndex:
     """Keys -> float32 scores; the first score added for a key is kept.
 
@@ -118,9 +151,60 @@ def _recorded(path: Path, schema: pa.Schema) -> dict[str, Any]:
     return record
 
 
-def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int = 65536) -> ScoreIndex:
-    """Stream earlier outputs into a ScoreIndex, after checking each was scored by this very variant."""
-    index = ScoreIndex()
+RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # what each activation can output (identity: any finite)
+
+
+def _file_scores(
+    parquet: pq.ParquetFile, path: Path, record: dict[str, Any], batch_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, float32 scores) of every scored pair of an earlier output."""
+    columns = record["columns"]
+    listwise = "documents" in columns
+    names = parquet.schema_arrow.names
+    sides = [spec_columns(columns[side], names) for side in ("query", "documents" if listwise else "candidate")]
+    score_type = parquet.schema_arrow.field(columns["score"]).type
+    item_type = score_type.value_type if listwise and pa.types.is_list(score_type) else score_type
+    if not pa.types.is_floating(item_type):
+        raise InputError(f"--reuse {path}: column {columns['score']!r} has type {score_type}, not scores")
+    keys, scores = [], []
+    for batch in parquet.iter_batches(
+        batch_size=batch_rows, columns=list(dict.fromkeys([*sides[0], *sides[1], columns["score"]]))
+    ):
+        query, candidate = (_side(batch, side) for side in sides)
+        score = batch.column(columns["score"])
+        if listwise:  # one pair a document, its query repeated
+            query = query.take(pc.list_parent_indices(candidate))
+            candidate, score = pc.list_flatten(candidate), pc.list_flatten(score)
+        valid = [column.is_valid().to_numpy(zero_copy_only=False) for column in (query, candidate, score)]
+        rows = pa.array(np.flatnonzero(np.logical_and.reduce(valid)))
+        keys.append(pair_keys(*(_strings(column.take(rows)) for column in (query, candidate))))
+        scores.append(score.take(rows).to_numpy(zero_copy_only=False).astype(np.float32))
+    return np.concatenate(keys or [np.empty(0, KEY_DTYPE)]), np.concatenate(scores or [np.empty(0, np.float32)])
+
+
+def _check_scores(path: Path, record: dict[str, Any], keys: np.ndarray, scores: np.ndarray) -> None:
+    """Reused scores must be what the run wrote: finite, in the activation's range, and matching the content
+    digest it recorded (an edited or corrupted file is refused)."""
+    low, high = RANGES.get(record.get("activation", ""), (-np.inf, np.inf))
+    bad = ~np.isfinite(scores) | (scores < low) | (scores > high)
+    if bad.any():
+        raise InputError(
+            f"--reuse {path}: score {scores[np.argmax(bad)]} is not a {record.get('activation')} score; "
+            "this file cannot be reused"
+        )
+    content = record.get("content", {})
+    if content.get("rows") != len(keys) or content.get("digest") != f"{content_digest(keys, scores):016x}":
+        raise InputError(
+            f"--reuse {path}: its scores do not match the content digest `scorer run` recorded when it wrote the "
+            "file (edited or corrupted); leave it out of --reuse to rescore those pairs"
+        )
+
+
+def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int = 65536) -> tuple[ScoreIndex, list[str]]:
+    """Stream earlier outputs into a ScoreIndex, after checking each was scored by this very variant and that
+    its scores are the ones written (`_check_scores`). An output without a content digest (from an older
+    scorer) is not reused: its pairs are scored again, and the returned warnings say so."""
+    index, warnings = ScoreIndex(), []
     for path in paths:
         try:
             with pq.ParquetFile(path) as parquet:
@@ -131,23 +215,14 @@ def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int =
                         f"--reuse {path}: scored by another model or variant ({', '.join(differs)} differ: "
                         f"{record.get(differs[0])!r} there, {identity[differs[0]]!r} here); its scores cannot be reused"
                     )
-                columns = record["columns"]
-                listwise = "documents" in columns
-                names = parquet.schema_arrow.names
-                sides = [
-                    spec_columns(columns[side], names) for side in ("query", "documents" if listwise else "candidate")
-                ]
-                wanted = list(dict.fromkeys([*sides[0], *sides[1], columns["score"]]))
-                for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
-                    query, candidate = (_side(batch, side) for side in sides)
-                    score = batch.column(columns["score"])
-                    if listwise:  # one pair a document, its query repeated
-                        query = query.take(pc.list_parent_indices(candidate))
-                        candidate, score = pc.list_flatten(candidate), pc.list_flatten(score)
-                    valid = [column.is_valid().to_numpy(zero_copy_only=False) for column in (query, candidate, score)]
-                    rows = pa.array(np.flatnonzero(np.logical_and.reduce(valid)))
-                    texts = [_strings(column.take(rows)) for column in (query, candidate)]
-                    index.add(pair_keys(*texts), score.take(rows).to_numpy(zero_copy_only=False).astype(np.float32))
+                if "content" not in record:
+                    warnings.append(
+                        f"--reuse {path}: no content digest (written by an older scorer); its pairs are scored again"
+                    )
+                    continue
+                keys, scores = _file_scores(parquet, path, record, batch_rows)
         except (pa.ArrowInvalid, OSError, KeyError) as exc:
             raise InputError(f"--reuse {path}: not a readable scored output ({exc})") from None
-    return index
+        _check_scores(path, record, keys, scores)
+        index.add(keys, scores)
+    return index, warnings

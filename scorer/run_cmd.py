@@ -209,7 +209,9 @@ def run(
         artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30))
     )
     profile = model.profile
-    reused_scores = load_previous(reused_files, model.identity)
+    reused_scores, warnings = load_previous(reused_files, model.identity)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     reused_sources = [InputFile.describe(path) for path in reused_files]
     settings = RunSettings(
         query_col=query_col,

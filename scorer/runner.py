@@ -28,7 +28,7 @@ from scorer.reader import (
     iter_windows,
     null_message,
 )
-from scorer.reuse import ScoreIndex, output_metadata, pair_keys
+from scorer.reuse import DIGEST_KEY, ScoreIndex, content_digest, output_metadata, pair_keys
 from scorer.session import CUDA, default_threads
 from scorer.tokenize import EncodedPairs
 
@@ -241,6 +241,8 @@ def score_window(
         score_lists, rank_lists = list_columns(window, full, scored)
         table = table.append_column(score_field, score_lists)
         table = table.append_column(schema.field(settings.rank_col), rank_lists)
+    digest = f"{len(item.keys)}:{content_digest(item.keys, scores):016x}".encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), DIGEST_KEY: digest})
     return Scored(table, full, scored, stats)
 
 

@@ -123,7 +123,7 @@ def test_resume_with_reuse_is_bit_identical(
         patch.setattr(LoadedModel, "score_encoded", stop)
         with pytest.raises(KeyboardInterrupt):
             sources = open_inputs([night2], "query", "candidate", "score")
-            previous = load_previous([scores1], model.identity)
+            previous, _ = load_previous([scores1], model.identity)
             run(sources, model, output, RunSettings(window_rows=128), False, False, reuse, previous)
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == 3
     report = _run(night2, bert[1], output, "--reuse", scores1)
@@ -169,3 +169,63 @@ def test_score_index_stays_compact() -> None:
     assert sum(k.nbytes + s.nbytes for k, s in index._runs) == 20 * len(index)  # 10M pairs: 200 MB
     assert len(index._runs) <= 8
     assert pair_keys(["a"], ["bc"])[0] != pair_keys(["ab"], ["c"])[0]
+
+
+def _rewrite(path: Path, edit: object, target: Path) -> Path:
+    """`path` with its score column passed through `edit` and its `scorer run` metadata kept."""
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("score")
+    table = table.set_column(index, "score", edit(table["score"]))  # type: ignore[operator]
+    pq.write_table(table.replace_schema_metadata(pq.read_schema(path).metadata), target)
+    return target
+
+
+def _nudged(scores: pa.ChunkedArray) -> pa.Array:
+    values = scores.to_numpy().copy()
+    values[7] = min(values[7] + 0.05, 1.0) if values[7] < 0.95 else values[7] - 0.05
+    return pa.array(values, pa.float32())
+
+
+def _nan(scores: pa.ChunkedArray) -> pa.Array:
+    values = scores.to_numpy().copy()
+    values[3] = np.nan
+    return pa.array(values, pa.float32())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_nudged, "do not match the content digest `scorer run` recorded"),
+        (_nan, "score nan is not a sigmoid score"),
+        (lambda scores: pa.array((scores.to_numpy() > 0.5).astype(np.int8)), "has type int8, not scores"),
+        (lambda scores: pa.array(scores.to_numpy() + 2, pa.float32()), "is not a sigmoid score"),
+    ],
+)
+def test_reused_scores_are_checked_before_they_are_trusted(
+    pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path, edit: object, message: str
+) -> None:
+    night = tmp_path / "night.parquet"
+    pq.write_table(_night(pairs_file, seed=1, changed=0.0), night)
+    scored = tmp_path / "scored.parquet"
+    _run(night, bert[1], scored)
+    assert json.loads(pq.read_schema(scored).metadata[SCORER_KEY])["content"]["rows"] == ROWS
+    edited = _rewrite(scored, edit, tmp_path / "edited.parquet")
+    output = tmp_path / "again.parquet"
+    result = invoke("run", night, "-m", bert[1], "-o", output, "--precision", "int8", "--reuse", edited)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not output.exists()
+
+
+def test_an_output_without_a_digest_is_scored_again(pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path) -> None:
+    night = tmp_path / "night.parquet"
+    pq.write_table(_night(pairs_file, seed=2, changed=0.0), night)
+    scored = tmp_path / "scored.parquet"
+    _run(night, bert[1], scored)
+    metadata = pq.read_schema(scored).metadata
+    record = json.loads(metadata[SCORER_KEY])
+    del record["content"]
+    older = tmp_path / "older.parquet"
+    pq.write_table(pq.read_table(scored).replace_schema_metadata({**metadata, SCORER_KEY: json.dumps(record)}), older)
+    report = _run(night, bert[1], tmp_path / "again.parquet", "--reuse", older)
+    assert report["pairs_reused"] == 0 and report["pairs_scored"] == ROWS
+    assert pq.read_table(tmp_path / "again.parquet")["score"].equals(pq.read_table(scored)["score"])
