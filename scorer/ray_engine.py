@@ -15,7 +15,10 @@ own record, so `pairs_deduplicated` can be lower than the local engine's, the sc
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -76,6 +79,33 @@ class WindowScorer:
             out["rows"].append(key.rows)
             out["error"].append(error)
         return out
+
+
+REACH_SECONDS = 5.0  # how long the preflight waits for a cluster address to answer
+
+
+def preflight(address: str | None, workers: int, threads: int, cores: int | None = None) -> str | None:
+    """Why `--engine ray` cannot run as asked (checked before the model loads), or None: Ray (and, for a `ray://`
+    address, its client) installed; a local pool no larger than this machine's cores; an address that answers."""
+    if importlib.util.find_spec("ray") is None:
+        return "--engine ray needs Ray: pip install -e '.[ray]'"
+    if address and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        return f"--address {address} needs Ray's client: pip install -e '.[ray]' (it installs ray[client])"
+    if not address:
+        cores = cores or os.cpu_count() or 1
+        if workers * threads > cores:
+            return (
+                f"a local Ray pool of {workers} workers x {threads} threads needs {workers * threads} cores; this "
+                f"machine has {cores} (give --address to use a cluster)"
+            )
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
+        except OSError as exc:
+            return f"--address {address}: no Ray cluster answers there ({exc})"
+    return None
 
 
 def _connect(address: str | None, workers: int, threads: int) -> bool:

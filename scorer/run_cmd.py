@@ -190,6 +190,11 @@ def run(
     check_file_target(output, reads, "-o/--output")
     if report is not None:
         check_file_target(report, reads, "--report")
+    if engine == "ray":
+        from scorer.ray_engine import preflight
+
+        if problem := preflight(address, workers, threads_per_worker):
+            raise click.UsageError(problem)
     query_col, candidate_col = _text_as_trained(artifact, query_col, candidate_col)
     documents_col = documents_col or detect_documents(files[0], candidate_col) if files else documents_col
     if labels_col and not documents_col:

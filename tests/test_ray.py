@@ -69,3 +69,27 @@ def test_ray_engine_matches_the_local_engine_and_resumes_its_parts(
     report = _run(rows_file, bert[1], output, "--precision", "int8", "--engine", "ray", "--workers", "2")
     assert report["rows_resumed"] == 300 and report["pairs_scored"] == ROWS - 300
     assert pq.read_table(output).equals(pq.read_table(tmp_path / "local-int8.parquet"))
+
+
+def test_preflight_refuses_what_cannot_run_before_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from scorer import ray_engine
+
+    assert ray_engine.preflight(None, 2, 1, cores=2) is None
+    too_big = ray_engine.preflight(None, 4000, 1, cores=2)
+    assert too_big is not None and "needs 4000 cores; this machine has 2 (give --address" in too_big
+    closed = ray_engine.preflight("127.0.0.1:1", 64, 1)  # a cluster may be larger than this machine
+    assert closed is not None and "--address 127.0.0.1:1: no Ray cluster answers there" in closed
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "ray" else real(name))
+    assert ray_engine.preflight(None, 1, 1) == "--engine ray needs Ray: pip install -e '.[ray]'"
+
+
+def test_a_local_pool_larger_than_the_machine_exits_2(
+    pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "out.parquet"
+    result = invoke("run", pairs_file, "-m", bert[1], "-o", output, "--engine", "ray", "--workers", "4000")
+    assert result.exit_code == 2 and "a local Ray pool of 4000 workers x 1 threads needs 4000 cores" in result.output
+    assert not output.exists()
