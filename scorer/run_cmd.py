@@ -200,6 +200,10 @@ def run(
     if labels_col and not documents_col:
         raise click.BadParameter("labels need listwise input (--documents-col)", param_hint="--labels-col")
     score_col = score_col or ("scores" if documents_col else "score")
+    if documents_col and score_col == rank_col:
+        raise click.BadParameter(
+            f"{score_col!r} is also the --rank-col; the scores and ranks need two names", param_hint="--score-col"
+        )
     sources = open_inputs(
         files, query_col, candidate_col, score_col, documents_col, labels_col, rank_col if documents_col else None
     )

@@ -135,3 +135,11 @@ def test_first_pairs_flattens_lists_and_skips_nulls(tmp_path: Path) -> None:
     spec = WindowSpec("query", "candidate", 2, documents_col="documents")
     assert first_pairs([InputFile.describe(source)], spec, 3) == (["q1", "q1", "q3"], ["a", "b", "c"])
     assert first_pairs([InputFile.describe(source)], spec, 10) == (["q1", "q1", "q3", "q3"], ["a", "b", "c", "d"])
+
+
+def test_scores_and_ranks_need_two_names(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    source, output = tmp_path / "lists.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({"query": ["a", "b"], "documents": [["x", "y"], ["z"]]}), source)
+    result = invoke("run", source, "-m", bert[1], "-o", output, "--score-col", "r", "--rank-col", "r")
+    assert result.exit_code == 2 and "Invalid value for --score-col: 'r' is also the --rank-col" in result.output
+    assert not output.exists()
