@@ -353,3 +353,25 @@ def test_token_lengths_and_scoring_estimate_read_in_windows(
     keys = np.array([0 * n + 1, 2 * n + 5, 3 * n + 10])  # tokens per pair (both texts, one [CLS]): 6, 12, 18
     blocking = Blocking(keys, np.ones(3, dtype=np.int8), encode_stats=EncodeStats(1200, 1.0), token_lengths=lengths)
     assert report.scoring_estimate(blocking, None)["pairs_per_s"] == 100.0  # 1200 tokens/s / 12 tokens per pair
+
+
+def test_an_embedder_is_loaded_only_as_exported(tiny_embedder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from scorer.candidates.embedder import MANIFEST, MODEL_FILE, Embedder
+    from scorer.errors import InputError
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tiny_embedder, swapped)
+    (swapped / MODEL_FILE).write_bytes((swapped / MODEL_FILE).read_bytes() + b"\0")  # another model's bytes
+    with pytest.raises(InputError, match=r"model.onnx: not the model embedder.json records \(its sha256 differs\)"):
+        Embedder(swapped)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_embedder, broken)
+    (broken / MANIFEST).write_text('{"pooling": "mean", ')
+    with pytest.raises(InputError, match=r"embedder.json: not valid JSON"):
+        Embedder(broken)
+    (broken / MANIFEST).write_text(json.dumps({"sha256": "0" * 64, "max_length": "64"}))
+    with pytest.raises(InputError, match=r"max_length must be an integer in 2..65536, not '64'"):
+        Embedder(broken)
+    assert Embedder(tiny_embedder).dim > 0

@@ -7,7 +7,6 @@ length and cut into batches by a token budget, so padding stays small and memory
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from scorer.artifact import MAX_LENGTH_LIMIT, sha256_file
 from scorer.errors import InputError
 from scorer.session import session_options
 
@@ -30,16 +30,36 @@ BATCH_TOKENS = 4096  # padded tokens per batch
 POOLINGS = ("mean", "cls")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_embedder_dir(directory: Path) -> bool:
     return all((directory / name).is_file() for name in (MODEL_FILE, TOKENIZER_FILE, MANIFEST))
+
+
+def load_manifest(directory: Path) -> dict[str, object]:
+    """`embedder.json`, validated, after checking that `model.onnx` is the file it records (sha256), as
+    `scorer run` checks an artifact's variants: another model copied into the directory is refused."""
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{path}: must be a JSON object")
+    manifest.setdefault("pooling", "mean")
+    manifest.setdefault("max_length", MAX_LENGTH)
+    if manifest["pooling"] not in POOLINGS:
+        raise InputError(f"{path}: unknown pooling {manifest['pooling']!r} (known: {', '.join(POOLINGS)})")
+    length = manifest["max_length"]
+    if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= MAX_LENGTH_LIMIT:
+        raise InputError(f"{path}: max_length must be an integer in 2..{MAX_LENGTH_LIMIT}, not {length!r}")
+    recorded = manifest.get("sha256")
+    if not isinstance(recorded, str):
+        raise InputError(f"{path}: no sha256 of {MODEL_FILE}; export the embedder again")
+    if sha256_file(directory / MODEL_FILE) != recorded:
+        raise InputError(
+            f"{directory / MODEL_FILE}: not the model {MANIFEST} records (its sha256 differs); export the embedder "
+            "again or restore the file"
+        )
+    return manifest
 
 
 @dataclass
@@ -62,7 +82,7 @@ class Embedder:
             raise InputError(
                 f"{directory}: not an embedder directory (needs {MODEL_FILE}, {TOKENIZER_FILE}, {MANIFEST})"
             )
-        self.manifest = json.loads((directory / MANIFEST).read_text())
+        self.manifest = load_manifest(directory)
         self.session = ort.InferenceSession(
             str(directory / MODEL_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
@@ -71,9 +91,7 @@ class Embedder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(self.manifest.get("max_length", MAX_LENGTH)))
         self.dim = int(self.session.get_outputs()[0].shape[-1])
-        self.pooling = self.manifest.get("pooling", "mean")
-        if self.pooling not in POOLINGS:
-            raise InputError(f"{directory / MANIFEST}: unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)})")
+        self.pooling = self.manifest["pooling"]
         self.stats = EncodeStats()
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:

@@ -17,7 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE, file_sha256
+from scorer.artifact import sha256_file
+from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE
 from scorer.errors import InputError
 
 OPSET = 17
@@ -114,7 +115,7 @@ def export_embedder(base_model: Path | str, directory: Path, quantize: bool = Tr
         manifest = {
             "base_model": model_identity(base_model),
             "file": MODEL_FILE,
-            "sha256": file_sha256(work / MODEL_FILE),
+            "sha256": sha256_file(work / MODEL_FILE),
             "weights": "int8 (dynamic, per-channel)" if quantize else "fp32",
             "pooling": pooling,
             "normalized": True,
