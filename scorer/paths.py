@@ -54,6 +54,14 @@ def check_parent(path: Path, flag: str) -> None:
         )
 
 
+def cache_dir() -> Path:
+    """The product's cache: `$SCORER_CACHE_DIR`, else `$XDG_CACHE_HOME` (when set and not empty), else
+    ~/.cache, then `product-scorer`. Every command that reads it counts it among its reads, so no output may
+    land in it (the path rules below)."""
+    root = os.environ.get("SCORER_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "product-scorer"
+
+
 def check_not_read(path: Path, reads: Iterable[Path], flag: str) -> None:
     """`path` is not a path the command reads, nor inside one, nor (for a directory) around one."""
     for read in reads:

@@ -39,6 +39,7 @@ from scorer.openvino_backend import (
     openvino_available,
     untrusted_int8_shapes,
 )
+from scorer.paths import cache_dir as product_cache
 from scorer.session import cuda_available, default_threads
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -165,12 +166,6 @@ def gated_elsewhere(manifest: Manifest, precision: str, cpu: CpuInfo) -> str | N
 
 def _figures(parity: dict[str, Any]) -> str:
     return f"spearman {parity['spearman']:.4f}, {parity['flips']} flips in {parity['pairs']}"
-
-
-def default_cache_dir() -> Path:
-    """`$SCORER_CACHE_DIR`, else the user's cache (XDG), under `product-scorer`: never the artifact."""
-    root = os.environ.get("SCORER_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "product-scorer"
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
@@ -404,5 +399,5 @@ def choose(
     if cuda_available():
         return Choice("auto", "fp16", "CUDA present: fp16 (int8 on a GPU is ~10x slower)")
     key = cache_key(cpu, threads or default_threads(), sha256_file(Path(artifact) / MANIFEST_NAME))
-    cache = (cache_dir or default_cache_dir()) / CACHE_FILE
+    cache = (cache_dir or product_cache()) / CACHE_FILE
     return choose_cpu(manifest, key, cpu, probe or TimedProbe(artifact, threads, synthetic_pairs), cache)

@@ -16,7 +16,7 @@ from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.flags import FiniteFloat
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
 from scorer.output import OutputLock, staging_dir
-from scorer.paths import check_distinct, check_file_target, write_text_atomic
+from scorer.paths import cache_dir, check_distinct, check_file_target, write_text_atomic
 from scorer.precision import PROBE_PAIRS, TimedProbe
 from scorer.precision import choose as choose_precision
 from scorer.reader import (
@@ -185,7 +185,7 @@ def run(
     files = resolve_inputs(inputs)
     reused_files = resolve_inputs(reuse) if reuse else []
     specs = (*inputs, *reuse)
-    reads = [*files, *reused_files, *(Path(spec) for spec in specs if Path(spec).is_dir()), artifact]
+    reads = [*files, *reused_files, *(Path(spec) for spec in specs if Path(spec).is_dir()), artifact, cache_dir()]
     check_distinct({"-o/--output": output, "--report": report})
     check_file_target(output, reads, "-o/--output")
     if report is not None:

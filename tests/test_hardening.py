@@ -578,3 +578,25 @@ def test_run_refuses_invalid_utf8_in_a_string_column(bert: tuple[Path, Path], tm
     result = invoke("run", path, "-m", bert[1], "-o", tmp_path / "out.parquet", "--precision", "fp32")
     assert result.exit_code == 2 and "pairs.parquet: column 'query', row 1: invalid UTF-8" in result.output
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_no_output_lands_in_the_cache_or_a_model_directory(
+    bert: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SCORER_CACHE_DIR", str(cache))
+    embedder = cache / "product-scorer" / "embedders" / "all-MiniLM-L6-v2"
+    embedder.mkdir(parents=True)
+    (embedder / "model.onnx").write_bytes(b"the cached embedder")
+    catalogue = tmp_path / "catalogue.parquet"
+    pq.write_table(pa.table({"sku": ["a", "b"], "title": ["sony tv 40", "sony tv 42"]}), catalogue)
+    base = ["candidates", catalogue, "--id-col", "sku", "--text-col", "title", "--generators", "lexical"]
+    cached = invoke(*base, "-o", embedder / "model.onnx")
+    assert cached.exit_code == 2 and f"is inside {cache / 'product-scorer'}, which this command reads" in cached.output
+    model = invoke(*base, "--embedder-model", bert[0], "-o", bert[0] / "pairs.parquet")
+    assert model.exit_code == 2 and f"is inside {bert[0]}, which this command reads" in model.output
+    probe_cache = cache / "product-scorer" / "precision.json"
+    run_into_cache = invoke("run", catalogue, "-m", bert[1], "-o", probe_cache, "--query-col", "title")
+    assert run_into_cache.exit_code == 2 and "which this command reads" in run_into_cache.output
+    assert (embedder / "model.onnx").read_bytes() == b"the cached embedder" and not probe_cache.exists()
+    assert not (bert[0] / "pairs.parquet").exists()

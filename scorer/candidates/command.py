@@ -21,7 +21,7 @@ from scorer.candidates.writer import write_pairs
 from scorer.errors import InputError
 from scorer.flags import FiniteFloat
 from scorer.output import OutputLock
-from scorer.paths import check_distinct, check_file_target, write_text_atomic
+from scorer.paths import cache_dir, check_distinct, check_file_target, write_text_atomic
 from scorer.reader import resolve_inputs
 
 
@@ -140,6 +140,7 @@ def candidates(
     against_files = resolve_inputs(against) if against else []
     reads = [*files, *against_files, *[Path(spec) for spec in (*catalogues, *against) if Path(spec).is_dir()]]
     reads += [path for path in (truth, embedder) if path is not None]
+    reads += [cache_dir(), *([Path(embedder_model)] if embedder_model and Path(embedder_model).exists() else [])]
     check_distinct({"-o/--output": output, "--report": report})
     check_file_target(output, reads, "-o/--output")
     if report is not None:

@@ -20,17 +20,17 @@ from pathlib import Path
 from scorer.artifact import sha256_file
 from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE
 from scorer.errors import InputError
+from scorer.paths import cache_dir
 
 OPSET = 17
 DEFAULT_NAME = "all-MiniLM-L6-v2"
 
 
 def default_embedder_dir(model: str | None = None) -> Path:
-    """Where the embedder of `model` (default all-MiniLM-L6-v2) is cached: `$SCORER_CACHE_DIR`, else the
-    user's cache (XDG), never the repo; one folder per model name or path."""
-    root = os.environ.get("SCORER_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    """Where the embedder of `model` (default all-MiniLM-L6-v2) is cached: under the product's cache
+    (`scorer.paths.cache_dir`), one folder per model name or path."""
     name = DEFAULT_NAME if model is None else re.sub(r"[^A-Za-z0-9_.-]+", "--", model_identity(model).strip("/"))
-    return Path(root) / "product-scorer" / "embedders" / name
+    return cache_dir() / "embedders" / name
 
 
 def model_identity(model: Path | str) -> str:
