@@ -321,3 +321,21 @@ def test_benchmark_skips_quality_without_data(tmp_path: Path) -> None:
         night["records"] == 200
         and night["truth"]["groups"]["bcubed_f1"] > night["truth"]["connected_components"]["bcubed_f1"]
     )
+
+
+def test_group_ids_near_the_int64_limit_and_bad_metadata_exit_2(tmp_path: Path) -> None:
+    scored = write_scored(tmp_path / "scored.parquet", [(1, 2, 0.9), (3, 4, 0.9)], threshold=0.5)
+    previous = tmp_path / "previous.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "group_id": pa.array([2**63 - 1] * 2, pa.int64())}), previous)
+    full = invoke("group", scored, "-o", tmp_path / "g.parquet", "--previous", previous)
+    assert full.exit_code == 2 and "leaving no room below 2**63 for 1 new groups" in full.output
+    table = pa.table({"id": [1, 2], "group_id": [0, 0]})
+    pq.write_table(table.replace_schema_metadata({b"scorer.group": b'{"next_group_id": "7"}'}), previous)
+    odd = invoke("group", scored, "-o", tmp_path / "g.parquet", "--previous", previous)
+    assert odd.exit_code == 2 and "its next_group_id metadata '7' is not a group id" in odd.output
+    table = pq.read_table(scored)
+    bad = table.replace_schema_metadata({b"scorer": json.dumps({"threshold": "0.5"}).encode()})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    text = invoke("group", tmp_path / "bad.parquet", "-o", tmp_path / "g.parquet")
+    assert text.exit_code == 2 and "the threshold its metadata records, '0.5', is not a number in (0, 1]" in text.output
+    assert not (tmp_path / "g.parquet").exists()

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scorer.errors import InputError
 from scorer.grouping.inputs import Groups
 
 LIST_LIMIT = 20  # entries per list in the report (counts are always complete)
@@ -52,6 +53,9 @@ def _match(new: np.ndarray, old: np.ndarray, shared: np.ndarray, groups: int) ->
     return np.array(kept, dtype=np.int64)
 
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def carry_forward(ids: pa.Array, groups: np.ndarray, previous: Groups | None) -> Carried:
     """Ids for groups numbered 0.. (`groups` per record, records in the order of `ids`)."""
     count = int(groups.max()) + 1 if len(groups) else 0
@@ -65,6 +69,11 @@ def carry_forward(ids: pa.Array, groups: np.ndarray, previous: Groups | None) ->
     pair_new, pair_old, shared = _runs(new, old)
     group_ids = _match(pair_new, pair_old, shared, count)
     fresh = group_ids < 0
+    if previous.next_group_id + int(fresh.sum()) > INT64_MAX:
+        raise InputError(
+            f"--previous: its group ids reach {previous.next_group_id - 1:,}, leaving no room below 2**63 for "
+            f"{int(fresh.sum()):,} new groups; renumber the groups file"
+        )
     group_ids[fresh] = previous.next_group_id + np.arange(int(fresh.sum()))
     changes = _changes(ids, records, old, group_ids[new], group_ids, pair_new, pair_old, previous)
     changes.update(ids_kept=count - int(fresh.sum()), ids_issued=int(fresh.sum()))

@@ -110,7 +110,11 @@ def read_scored(paths: list[Path], left_col: str, right_col: str, score_col: str
             )
         scores.append(values)
         threshold = _metadata(schema, SCORER_KEY).get("threshold")
-        if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+                raise InputError(
+                    f"{path}: the threshold its metadata records, {threshold!r}, is not a number in (0, 1]"
+                )
             thresholds[path] = float(threshold)
     return ScoredPairs(left, right, np.concatenate(scores), thresholds)
 
@@ -132,13 +136,15 @@ def read_groups(path: Path, ids: IdKind) -> Groups:
         raise InputError(f"{path}: column 'group_id' has type {group_ids.type}; expected integer group ids")
     no_nulls(path, group_ids, "group_id", "group id")
     _unique(path, record_ids, "id")
-    values = group_ids.to_numpy().astype(np.int64)
+    values = as_ids(group_ids, path, "group_id", pa.large_string()).to_numpy()
     if len(values) and values.min() < 0:
         row = int(np.argmax(values < 0))
         raise InputError(f"{path}: column 'group_id', row {row}: negative group id {values[row]}")
     after_max = int(values.max()) + 1 if len(values) else 0
     issued = _metadata(schema, GROUPS_KEY).get("next_group_id", 0)
-    return Groups(record_ids, values, max(after_max, issued if isinstance(issued, int) else 0))
+    if isinstance(issued, bool) or not isinstance(issued, int) or issued < 0:
+        raise InputError(f"{path}: its next_group_id metadata {issued!r} is not a group id; renumber the groups file")
+    return Groups(record_ids, values, max(after_max, issued))
 
 
 def read_truth(path: Path, ids: IdKind) -> tuple[pa.Array, np.ndarray]:
