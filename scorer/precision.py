@@ -16,6 +16,7 @@ same variant.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -119,9 +120,20 @@ class Choice:
     cpu: dict[str, Any] = field(default_factory=dict)
     agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
     regated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usable: list[str] = field(default_factory=list)  # auto: every variant that passed here, fastest or not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def preferring(self, precision: str | None) -> Choice:
+        """This choice, or `precision` instead where auto found it usable here: the variant of the outputs a run
+        reuses, so that a night reuses its scores although another variant would be faster."""
+        if precision is None or precision == self.precision or precision not in self.usable:
+            return self
+        reason = (
+            f"the variant of the --reuse outputs, which passed here (auto's own pick: {self.precision}; {self.reason})"
+        )
+        return dataclasses.replace(self, precision=precision, reason=reason)
 
 
 @dataclass
@@ -214,18 +226,22 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
             left_out[precision] = FP32_FALLBACK
     eligible = faster or runnable
     if eligible == ["fp32"]:
-        return Choice("auto", "fp32", f"the only gated variant this machine runs{_note(left_out)}", cpu=cpu.describe())
+        reason = f"the only gated variant this machine runs{_note(left_out)}"
+        return Choice("auto", "fp32", reason, cpu=cpu.describe(), usable=runnable)
     cached = entries.get(key)
     if _valid_decision(cached, eligible):
         _leave_out_disagreeing(left_out, cached["agreement"])
         rates = cached["probe_pairs_per_s"]
         reason = f"cached probe of {cached.get('measured', '?')} on this CPU: {_rates(rates)}{_note(left_out)}"
-        return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached["agreement"], regated)
+        usable = _usable(runnable, cached["agreement"])
+        return Choice("auto", cached["precision"], reason, rates, cpu.describe(), cached["agreement"], regated, usable)
     result = probe(eligible)
     _leave_out_disagreeing(left_out, result.agreement)
     if not result.rates:
         reason = f"every faster variant disagrees with fp32 here{_note(left_out)}"
-        return Choice("auto", "fp32", reason, {}, cpu.describe(), result.agreement, regated)
+        return Choice(
+            "auto", "fp32", reason, {}, cpu.describe(), result.agreement, regated, _usable(runnable, result.agreement)
+        )
     best = max(result.rates, key=lambda p: result.rates[p])
     entries[key] = {
         "precision": best,
@@ -236,7 +252,13 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
     _write_cache(cache, entries)
     what = "fastest in a timed probe" if len(result.rates) > 1 else "the only variant that agrees with fp32"
     reason = f"{what}: {_rates(result.rates)}{_note(left_out)}"
-    return Choice("auto", best, reason, result.rates, cpu.describe(), result.agreement, regated)
+    usable = _usable(runnable, result.agreement)
+    return Choice("auto", best, reason, result.rates, cpu.describe(), result.agreement, regated, usable)
+
+
+def _usable(runnable: list[str], agreement: dict[str, dict[str, Any]]) -> list[str]:
+    """The runnable variants that did not disagree with fp32 on the probe's pairs."""
+    return [p for p in runnable if not agreement.get(p, {}).get("failures")]
 
 
 def _leave_out_disagreeing(left_out: dict[str, str], agreement: dict[str, dict[str, Any]]) -> None:
@@ -375,9 +397,11 @@ def choose(
     threads: int | None = None,
     probe: Probe | None = None,
     cache_dir: Path | None = None,
+    prefer: str | None = None,
 ) -> Choice:
     """The variant `scorer run --precision REQUESTED` uses: an explicit one after checking it may run
-    here (gate passed, hardware present), or auto's choice (`probe`, by default timing synthetic pairs)."""
+    here (gate passed, hardware present), or auto's choice (`probe`, by default timing synthetic pairs), which
+    takes `prefer` (the variant of the outputs the run reuses) instead where that passed here too."""
     manifest = load_manifest(artifact)
     cpu = cpu_info()
     if requested != "auto":
@@ -400,4 +424,5 @@ def choose(
         return Choice("auto", "fp16", "CUDA present: fp16 (int8 on a GPU is ~10x slower)")
     key = cache_key(cpu, threads or default_threads(), sha256_file(Path(artifact) / MANIFEST_NAME))
     cache = (cache_dir or product_cache()) / CACHE_FILE
-    return choose_cpu(manifest, key, cpu, probe or TimedProbe(artifact, threads, synthetic_pairs), cache)
+    choice = choose_cpu(manifest, key, cpu, probe or TimedProbe(artifact, threads, synthetic_pairs), cache)
+    return choice.preferring(prefer)

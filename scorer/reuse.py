@@ -200,16 +200,36 @@ def _check_scores(path: Path, record: dict[str, Any], keys: np.ndarray, scores: 
         )
 
 
-def load_previous(paths: list[Path], identity: dict[str, Any], batch_rows: int = 65536) -> tuple[ScoreIndex, list[str]]:
+def recorded_precision(paths: list[Path]) -> str | None:
+    """The variant every one of these earlier outputs was scored with, if they agree on one (auto prefers it)."""
+    found = set()
+    for path in paths:
+        try:
+            found.add(_recorded(path, pq.read_schema(path)).get("precision"))
+        except (InputError, pa.ArrowInvalid, OSError):
+            return None  # load_previous reports what is wrong with it
+    return found.pop() if len(found) == 1 else None
+
+
+def load_previous(
+    paths: list[Path], identity: dict[str, Any], batch_rows: int = 65536, other_variants: str = "refuse"
+) -> tuple[ScoreIndex, list[str]]:
     """Stream earlier outputs into a ScoreIndex, after checking each was scored by this very variant and that
     its scores are the ones written (`_check_scores`). An output without a content digest (from an older
-    scorer) is not reused: its pairs are scored again, and the returned warnings say so."""
+    scorer), or (with `other_variants="rescore"`, as auto asks) of another variant, is not reused: its pairs are
+    scored again, and the returned warnings say so; `"refuse"` makes another variant an InputError."""
     index, warnings = ScoreIndex(), []
     for path in paths:
         try:
             with pq.ParquetFile(path) as parquet:
                 record = _recorded(path, parquet.schema_arrow)
                 differs = [name for name in IDENTITY if record.get(name) != identity[name]]
+                if differs and other_variants == "rescore":
+                    warnings.append(
+                        f"--reuse {path}: scored by another variant ({record.get('precision')}, not "
+                        f"{identity['precision']}) or model; its pairs are scored again"
+                    )
+                    continue
                 if differs:
                     raise InputError(
                         f"--reuse {path}: scored by another model or variant ({', '.join(differs)} differ: "

@@ -30,7 +30,7 @@ from scorer.reader import (
     resolve_inputs,
 )
 from scorer.record_text import as_trained
-from scorer.reuse import load_previous
+from scorer.reuse import load_previous, recorded_precision
 from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
 from scorer.runner import prefetch_workers as prefetch_workers_for
 from scorer.runner import run as run_job
@@ -212,13 +212,14 @@ def run(
     spec = WindowSpec(query_col, candidate_col, PROBE_PAIRS, documents_col, labels_col, max_documents)
     # auto's probe, if it runs, times the run's own first pairs
     probe = TimedProbe(artifact, threads, lambda: first_pairs(sources, spec, PROBE_PAIRS))
-    choice = choose_precision(precision, artifact, threads, probe)
+    choice = choose_precision(precision, artifact, threads, probe, prefer=recorded_precision(reused_files))
     click.echo(f"precision {choice.precision}: {choice.reason}", err=True)
     model = probe.take(choice.precision) or LoadedModel.load(
         artifact, choice.precision, threads, gpu_mem_limit=int(gpu_memory * (1 << 30))
     )
     profile = model.profile
-    reused_scores, warnings = load_previous(reused_files, model.identity)
+    other_variants = "rescore" if precision == "auto" else "refuse"
+    reused_scores, warnings = load_previous(reused_files, model.identity, other_variants=other_variants)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     reused_sources = [InputFile.describe(path) for path in reused_files]

@@ -250,7 +250,7 @@ def test_int8_openvino_is_held_to_the_int8_gate() -> None:
 
 def test_a_single_candidate_needs_no_probe(with_openvino: None, tmp_path: Path) -> None:
     choice = choose_cpu(_manifest({"fp32": True, "bf16": False}), "k", BF16_CPU, FakeProbe({}), tmp_path / "c")
-    assert choice == Choice("auto", "fp32", choice.reason, {}, BF16_CPU.describe())
+    assert choice == Choice("auto", "fp32", choice.reason, {}, BF16_CPU.describe(), usable=["fp32"])
     assert choice.reason.startswith("the only gated variant") and not (tmp_path / "c").exists()
 
 

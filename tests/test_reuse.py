@@ -229,3 +229,33 @@ def test_an_output_without_a_digest_is_scored_again(pairs_file: Path, bert: tupl
     report = _run(night, bert[1], tmp_path / "again.parquet", "--reuse", older)
     assert report["pairs_reused"] == 0 and report["pairs_scored"] == ROWS
     assert pq.read_table(tmp_path / "again.parquet")["score"].equals(pq.read_table(scored)["score"])
+
+
+def test_auto_prefers_the_variant_of_the_reused_outputs(
+    pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    night = tmp_path / "night.parquet"
+    pq.write_table(_night(pairs_file, seed=3, changed=0.0), night)
+    first = tmp_path / "first.parquet"
+    result = invoke("run", night, "-m", bert[1], "-o", first, "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "second.json"
+    args = ["run", night, "-m", bert[1], "-o", tmp_path / "second.parquet", "--reuse", first, "--report", report]
+    result = invoke(*args)  # auto: fp32 passed here, so the night reuses every score
+    assert result.exit_code == 0, result.output
+    second = json.loads(report.read_text())
+    assert second["precision"] == "fp32" and second["pairs_reused"] == ROWS and second["pairs_scored"] == 0
+    assert "the variant of the --reuse outputs, which passed here" in second["precision_choice"]["reason"]
+    # outputs of a variant this artifact lacks: auto rescores them, with a warning, instead of failing the night
+    metadata = pq.read_schema(first).metadata
+    record = json.loads(metadata[SCORER_KEY]) | {"precision": "fp16"}
+    other = tmp_path / "other.parquet"
+    pq.write_table(pq.read_table(first).replace_schema_metadata({**metadata, SCORER_KEY: json.dumps(record)}), other)
+    args = ["run", night, "-m", bert[1], "-o", tmp_path / "third.parquet", "--reuse", other, "--report", report]
+    result = invoke(*args)
+    assert result.exit_code == 0 and "scored by another variant (fp16, not" in result.output
+    assert json.loads(report.read_text())["pairs_reused"] == 0
+    explicit = invoke(
+        "run", night, "-m", bert[1], "-o", tmp_path / "4.parquet", "--precision", "int8", "--reuse", first
+    )
+    assert explicit.exit_code == 2 and "scored by another model or variant" in explicit.output
