@@ -375,3 +375,18 @@ def test_an_embedder_is_loaded_only_as_exported(tiny_embedder: Path, tmp_path: P
     with pytest.raises(InputError, match=r"max_length must be an integer in 2..65536, not '64'"):
         Embedder(broken)
     assert Embedder(tiny_embedder).dim > 0
+
+
+def test_key_blocks_expanded_in_chunks_give_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from scorer.candidates import keys
+
+    rng = np.random.default_rng(4)
+    lists = [[f"c{code}" for code in rng.choice(60, size=rng.integers(1, 6), replace=False)] for _ in range(400)]
+    whole = keys.key_pairs(lists, 5, split=150)
+    monkeypatch.setattr(keys, "PAIRS_PER_CHUNK", 50)  # dozens of chunks, block sizes tied across them
+    assert len(keys._chunks(np.bincount([int(c[1:]) for codes in lists for c in codes]))) > 20
+    chunked = keys.key_pairs(lists, 5, split=150)
+    assert len(whole[0]) > 1000
+    assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])

@@ -36,20 +36,25 @@ def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return sorted_values[positions] == queries
 
 
+def top_per_query(query: np.ndarray, candidate: np.ndarray, rank_key: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each query's k distinct candidates with the highest `rank_key` (ties: lower candidate),
+    sorted by query."""
+    if len(query) == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.lexsort((candidate, -rank_key, query))
+    # first occurrence of each (query, candidate): stable unique over the sorted order
+    seen = np.unique(query[order].astype(np.int64) * (int(candidate.max()) + 1) + candidate[order], return_index=True)[
+        1
+    ]
+    order = order[np.sort(seen)]
+    starts = np.searchsorted(query[order], query[order], side="left")
+    return order[np.arange(len(order)) - starts < k]
+
+
 def cap_per_query(query: np.ndarray, candidate: np.ndarray, rank_key: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
     """Keep, per query, its k distinct candidates with the highest `rank_key` (ties: lower candidate)."""
-    if len(query) == 0:
-        return query.astype(np.int64), candidate.astype(np.int64)
-    order = np.lexsort((candidate, -rank_key, query))
-    query, candidate = query[order], candidate[order]
-    # first occurrence of each (query, candidate): stable unique over the sorted order
-    seen = np.unique(query.astype(np.int64) * (int(candidate.max()) + 1) + candidate, return_index=True)[1]
-    first = np.zeros(len(query), dtype=bool)
-    first[seen] = True
-    query, candidate = query[first], candidate[first]
-    starts = np.searchsorted(query, query, side="left")
-    keep = np.arange(len(query)) - starts < k
-    return query[keep].astype(np.int64), candidate[keep].astype(np.int64)
+    kept = top_per_query(query, candidate, rank_key, k)
+    return query[kept].astype(np.int64), candidate[kept].astype(np.int64)
 
 
 def block_pairs(codes: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
