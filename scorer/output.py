@@ -28,11 +28,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scorer.errors import InputError, WriteError
-from scorer.paths import atomic_write
+from scorer.paths import atomic_write, write_text_atomic
 from scorer.reader import WindowKey
 from scorer.reuse import DIGEST_KEY, with_digest
 
 STATE_NAME = "state.json"
+FAILED_NAME = "stopped-on-bad-input.json"
 PART_KEY = b"scorer.part"
 _RESUME_HINT = "; progress so far is kept, rerun to resume"
 
@@ -111,6 +112,7 @@ class StagedOutput:
         self.output = output
         self.directory = staging_dir(output)
         self.run_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+        self.discarded: str | None = None
         if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
             raise InputError(f"{self.directory} (the progress of {output}) is not a directory; remove it")
         if self.directory.exists() and restart:
@@ -120,8 +122,12 @@ class StagedOutput:
             shutil.rmtree(self.directory)  # a run stopped before its first commit: nothing to prove or keep
         if self.directory.exists():
             previous = _read_state(state_path)
+            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k]) or ["state"]
+            if previous != fingerprint and changed == ["inputs"] and (self.directory / FAILED_NAME).is_file():
+                shutil.rmtree(self.directory)  # the last attempt stopped on bad input, now changed: start over
+                self.discarded = "the progress of an attempt that stopped on bad input, since changed"
+        if self.directory.exists():
             if previous != fingerprint:
-                changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k]) or ["state"]
                 raise InputError(
                     f"{self.directory} holds progress of a different run (changed: {', '.join(changed)}); "
                     "rerun with --restart to discard it"
@@ -135,6 +141,11 @@ class StagedOutput:
         except OSError as exc:
             shutil.rmtree(self.directory, ignore_errors=True)
             raise WriteError.from_os_error(self.directory, exc) from None
+
+    def stopped_on_bad_input(self, message: str) -> None:
+        """Record that this attempt stopped on bad input: once the input is fixed (changed), the next attempt
+        starts over without --restart, since no part of this one can belong to it."""
+        write_text_atomic(self.directory / FAILED_NAME, json.dumps({"input_error": message}) + "\n")
 
     def _part(self, key: WindowKey) -> Path:
         return self.directory / f"part-{key.file_index:05d}-{key.index:08d}.parquet"

@@ -5,7 +5,7 @@ with progress and a report."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,7 +317,7 @@ def run(
         prefetched(iter_windows(inputs, settings.windows), prepare, workers, depth=workers + 1) as prepared,
     ):
         task = progress.add_task("score", total=total, rate=0.0)
-        for item in prepared:
+        for item in _stopping_on_bad_input(prepared, staged):
             window = item.window
             keys.append(window.key)
             pairs += len(window.queries)
@@ -338,4 +338,14 @@ def run(
             progress.update(task, advance=window.batch.num_rows, rate=stats.pairs / elapsed if elapsed else 0.0)
     staged.finalize(schema, keys)
     result = report(inputs, model, output, settings, reuse, stats, counts, pairs, time.perf_counter() - start)
+    result |= {"discarded": staged.discarded} if staged.discarded else {}
     return {**result, **({"ranking": quality.report()} if quality is not None else {})}
+
+
+def _stopping_on_bad_input(items: Iterator[Prepared], staged: StagedOutput) -> Iterator[Prepared]:
+    """The prepared windows; bad input met on the way is recorded in the staging directory before it stops the run."""
+    try:
+        yield from items
+    except InputError as exc:
+        staged.stopped_on_bad_input(str(exc))
+        raise

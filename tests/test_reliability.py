@@ -253,3 +253,25 @@ def test_memory_stays_flat_as_input_grows(bert: tuple[Path, Path], big_input: Pa
     rss_small = _peak_rss_kb(_command(small, bert[1], tmp_path / "a.parquet", "--window-rows", "500"))
     rss_large = _peak_rss_kb(_command(large, bert[1], tmp_path / "b.parquet", "--window-rows", "500"))
     assert rss_large < rss_small * 1.15 + 20_000, (rss_small, rss_large)
+
+
+def test_an_attempt_stopped_on_bad_input_needs_no_restart_once_fixed(
+    bert: tuple[Path, Path], pairs_file: Path, tmp_path: Path
+) -> None:
+    table = pq.read_table(pairs_file).drop_columns(["id"])
+    queries = [text.encode() for text in table["query"].to_pylist()]
+    queries[150] = b"bad \xff byte"  # found in the second window, after the first is committed
+    source, output = tmp_path / "input.parquet", tmp_path / "out.parquet"
+    broken = table.set_column(0, "query", pa.array(queries, pa.binary()).view(pa.string()))
+    pq.write_table(broken, source)
+    args = ["run", source, "-m", bert[1], "-o", output, "--window-rows", "100", "--precision", "fp32"]
+    stopped = invoke(*args)
+    assert stopped.exit_code == 2 and "column 'query', row 150: invalid UTF-8" in stopped.output
+    assert list(staging_dir(output).glob("part-*.parquet")) and not output.exists()
+    assert invoke(*args).exit_code == 2  # the same bad input: stopped again, progress kept
+    pq.write_table(table, source)  # fixed
+    report = tmp_path / "report.json"
+    fixed = invoke(*args, "--report", report)
+    assert fixed.exit_code == 0, fixed.output
+    assert pq.read_table(output).num_rows == table.num_rows and not staging_dir(output).exists()
+    assert "stopped on bad input" in json.loads(report.read_text())["discarded"]
