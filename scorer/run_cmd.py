@@ -43,6 +43,19 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _default_score_col(files: list[Path], documents_col: str | None) -> str:
+    """`score`, or for lists `scores`, unless the input has that column already (the seed's listwise data keeps
+    its labels in `scores`): then `predicted_scores`, said on stderr."""
+    if not documents_col:
+        return "score"
+    if files and "scores" in InputFile.describe(files[0]).schema.names:
+        click.echo(
+            "the input has a 'scores' column: the scores go to 'predicted_scores' (or give --score-col)", err=True
+        )
+        return "predicted_scores"
+    return "scores"
+
+
 def _text_as_trained(artifact: Path, query_col: str, candidate_col: str) -> tuple[str, str]:
     """The text specs of the run: as the model was trained (its manifest's source.text) unless the user gave
     other ones, which is a usage error (exit 2): a model scores text built as it was trained on."""
@@ -83,7 +96,11 @@ def _text_as_trained(artifact: Path, query_col: str, candidate_col: str) -> tupl
     show_default=True,
     help="Listwise input: most documents a row may hold.",
 )
-@click.option("--score-col", default=None, help="Name of the added score column [score; scores for lists].")
+@click.option(
+    "--score-col",
+    default=None,
+    help="Name of the added score column [score; scores for lists, predicted_scores where the input has scores].",
+)
 @click.option(
     "--rank-col", default=DEFAULTS.rank_col, show_default=True, help="Listwise input: name of the added ranks."
 )
@@ -199,7 +216,7 @@ def run(
     documents_col = documents_col or detect_documents(files[0], candidate_col) if files else documents_col
     if labels_col and not documents_col:
         raise click.BadParameter("labels need listwise input (--documents-col)", param_hint="--labels-col")
-    score_col = score_col or ("scores" if documents_col else "score")
+    score_col = score_col or _default_score_col(files, documents_col)
     if documents_col and score_col == rank_col:
         raise click.BadParameter(
             f"{score_col!r} is also the --rank-col; the scores and ranks need two names", param_hint="--score-col"

@@ -143,3 +143,14 @@ def test_scores_and_ranks_need_two_names(bert: tuple[Path, Path], tmp_path: Path
     result = invoke("run", source, "-m", bert[1], "-o", output, "--score-col", "r", "--rank-col", "r")
     assert result.exit_code == 2 and "Invalid value for --score-col: 'r' is also the --rank-col" in result.output
     assert not output.exists()
+
+
+def test_the_seeds_own_lists_keep_their_scores_column(bert: tuple[Path, Path], tmp_path: Path) -> None:
+    source, output = tmp_path / "seed.parquet", tmp_path / "out.parquet"
+    labels = pa.array([[1.0, 0.0], [0.5]], pa.list_(pa.float32()))
+    pq.write_table(pa.table({"query": ["a", "b"], "documents": [["x", "y"], ["z"]], "scores": labels}), source)
+    result = invoke("run", source, "-m", bert[1], "-o", output, "--precision", "fp32")
+    assert result.exit_code == 0 and "the scores go to 'predicted_scores'" in result.output
+    table = pq.read_table(output)
+    assert table["scores"].to_pylist() == [[1.0, 0.0], [0.5]]
+    assert [len(row) for row in table["predicted_scores"].to_pylist()] == [2, 1]
