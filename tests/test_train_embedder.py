@@ -170,3 +170,11 @@ def test_failed_training_leaves_nothing_at_the_output(
     result = run("--train", data, "-o", tmp_path / "out", "--base-model", tiny_embedder, "--no-progress")
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.parquet"]
+
+
+def test_pairs_of_one_product_exit_2(tiny_embedder: Path, tmp_path: Path) -> None:
+    one = [("sony kdl-46v5100", "Sony Bravia 46in KDL46V5100"), ("sony kdl-46v5100", "SONY KDL 46 V5100 LCD")]
+    data = write_pairs(tmp_path / "pairs.parquet", one, [1, 1])
+    result = run("--train", data, "-o", tmp_path / "out", "--base-model", tiny_embedder)
+    assert result.exit_code == 2 and "every positive pair is of one product" in result.output
+    assert not (tmp_path / "out").exists()

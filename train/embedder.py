@@ -120,6 +120,11 @@ def read_positive_pairs(
         raise DataError(
             Path(names), f"no positive pairs (label >= {RELEVANT} with two different texts)", column=columns.label
         )
+    if len(set(product_groups(list(pairs)))) < 2:
+        names = ", ".join(str(p) for p in paths)
+        raise DataError(
+            Path(names), "every positive pair is of one product: in-batch negatives need at least two products"
+        )
     return list(pairs)
 
 
