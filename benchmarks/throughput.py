@@ -49,7 +49,7 @@ from scorer.tokenize import PairTokenizer
 
 ST_BATCH_SIZE = 32  # CrossEncoder.predict's default
 TARGET_VS_TORCH, TARGET_VS_ST = 2.5, 1.6
-TARGET_VS_BEST_TORCH, TARGET_VS_BEST_TORCH_AFTER_LOAD = 2.0, 1.5  # issue 9: `scorer run` defaults vs the best torch
+TARGET_VS_BEST_TORCH, TARGET_VS_BEST_TORCH_AFTER_LOAD = 2.0, 1.5  # `scorer run` defaults vs the best torch
 MIN_SPEARMAN, MAX_NDCG_DELTA, MAX_FLIP_RATE = 0.99, 0.005, 0.005
 FLOPS_FORMULA = (
     "per pair of n tokens: n x sum over layers (2 x linear weights + 4 x span x hidden) + head; see benchmarks/flops.py"

@@ -3,8 +3,8 @@ proven against `CrossEncoder.predict` before the artifact appears (built in a te
 renamed into place only when every gate passes).
 
 bf16 and fp32-openvino add no file: they are OpenVINO running `model.fp32.onnx` in bf16 (gated where this
-CPU has bf16) and in f32 (a faster fp32 than ONNX Runtime's on some CPUs: 516 against 408 pairs/s on an AMX
-Xeon, issue 9). int8-openvino is OpenVINO running `model.int8-openvino.onnx` (`export.openvino_int8`: int8
+CPU has bf16) and in f32 (faster than ONNX Runtime's fp32 on some CPUs: benchmarks/results/minilm-bf16).
+int8-openvino is OpenVINO running `model.int8-openvino.onnx` (`export.openvino_int8`: int8
 weights, activations quantized per token at run time; the rest in bf16 where this CPU has it, else f32).
 Their gates are advisory: a failed one is recorded (and `--precision auto` never picks the variant) but does
 not stop the artifact, whose ONNX Runtime variants are unaffected."""
@@ -77,7 +77,7 @@ def int8_recipes(layers: list[int], activations: str = "auto") -> list[Int8Recip
     first layers kept in fp32 one by one (where activation outliers live), up to half of the encoder: for
     each count, first only their feed-forward MatMuls (faster), then the whole layers.
     ONNX Runtime's per-tensor scheme is tried only when asked for: on trained product models it passes a
-    0.5% flip gate only by chance (NOTES 12), so auto never starts with it. LayerNorm smoothing alone never
+    0.5% flip gate only by chance (benchmarks/NOTES.md, section 12), so auto never starts with it. LayerNorm smoothing alone never
     turned a failing recipe into a passing one (benchmarks/results/int8-smoothquant/notes.md); with the
     FFN-out smoothing and GPTQ rounding it did (benchmarks/results/int8-calibrated/notes.md)."""
     if activations == "per-tensor":

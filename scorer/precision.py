@@ -46,14 +46,12 @@ from scorer.session import cuda_available, default_threads
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 CACHE_FILE = "precision.json"
-# Measured: ONNX Runtime fp32 ran at 0.42x (MiniLM) and 0.49x (mmBERT-small) int8 on AMD EPYC, 0.70x on an AMX Xeon.
 FP32_FALLBACK = "fp32 runs only when no faster variant passed its gate"
 FP32_VARIANTS = ("fp32", "fp32-openvino")  # ONNX Runtime's and OpenVINO's: the probe picks between them
 PROBE_ROUNDS = 2  # timed rounds at most, after a warm-up round
 CLEAR_LEAD = 1.15  # the probe stops after a timed round where the fastest leads every other by this factor
-# The probe times the run's own first pairs (speed depends on their shapes): 32 synthetic short titles chose
-# int8 at 295 against bf16 263 pairs/s, where the run of 10k real pairs then took 47.8 s in int8 and 31.1 s in
-# bf16 (MiniLM with layers 0-1 in fp32, AMD EPYC). Synthetic titles remain for an input with no pairs.
+# The probe times the run's own first pairs: speed depends on their shapes, and synthetic short titles once chose
+# a variant that was slower on the real pairs. Synthetic titles remain for an input with no pairs.
 PROBE_PAIRS = 256
 PROBE_VERSION = 3  # 1: the 32 synthetic titles; 2: timing only, no agreement with fp32
 _PROBE_WORDS = "dark chocolate bar 70 % cacao coconut usb flash drive 32gb black sony headphones wireless a1186-001"

@@ -1,4 +1,4 @@
-"""Adversarial input (issue 8): no flag, input or artifact may destroy data, exhaust memory, resume on stale
+"""Adversarial input: no flag, input or artifact may destroy data, exhaust memory, resume on stale
 state, load a model from outside the artifact, or end in a traceback. One section per class."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Listwise input (issue 15): `scorer run` on (query, documents) rows, the batch form of `CrossEncoder.rank`."""
+"""Listwise input: `scorer run` on (query, documents) rows, the batch form of `CrossEncoder.rank`."""
 
 from __future__ import annotations
 

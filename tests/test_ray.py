@@ -1,4 +1,4 @@
-"""`scorer run --engine ray` (issue 12): a local Ray instance with 2 actors gives the local engine's output."""
+"""`scorer run --engine ray`: a local Ray instance with 2 actors gives the local engine's output."""
 
 from __future__ import annotations
 

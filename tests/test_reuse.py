@@ -1,4 +1,4 @@
-"""Work avoidance in `scorer run` (issue 10): identical pairs scored once, `--reuse` of earlier outputs, the
+"""Work avoidance in `scorer run`: identical pairs scored once, `--reuse` of earlier outputs, the
 identity recorded in outputs, and the tuned threshold carried from the checkpoint to `scorer group`."""
 
 from __future__ import annotations

@@ -8,9 +8,7 @@ step runs:
 - the trigram step: its matrices (~1.3 KB per record).
 Lexical and trigram products run in chunks of at most 10M scores. Texts are tokenized and embedded a window
 of 8192 at a time.
-Peak RSS measured on synthetic titles (benchmarks/results/candidates):
-- all four generators: 0.99 GB at 100k records, 4.7 GB at 1M;
-- without embeddings: 0.59 GB at 100k, 1.9 GB at 1M.
+Peak RSS at 100k and 1M synthetic records, with and without embeddings: benchmarks/results/candidates.
 """
 
 from __future__ import annotations
