@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pairs-one-order": ({}, {"both_orders": False}),
     "pairs-unweighted": ({}, {"pos_weight": 1.0}),
     "pairs-lr-2e-5": ({"lr": 2e-5}, {}),
+    "pairs-128-tokens": ({"max_length": 128}, {}),
 }
 SPEED_STEPS = 40
 VALID_CAP = 1000  # valid pairs a source adds to a pooled valid set (each epoch scores them all)
