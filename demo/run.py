@@ -2,7 +2,7 @@
 
 1. generate a sample catalogue (train/valid/test pairs, and pairs to score);
 2. fine-tune the offline MiniLM base briefly (`scorer train`: the pair recipe, stopped after `--steps`);
-3. export fp32 / int8 / fp16 behind the parity gate (`scorer export`);
+3. export every variant behind the parity gate (`scorer export`);
 4. score the sample pairs (`scorer run`, the fastest gated variant) and the held-back test split;
 5. print a summary: quality on the held-back split, pairs/s, where the files are;
 6. run two nights of the whole job on a sample catalogue (`scorer candidates` -> `run` -> `group`, then a

@@ -1,4 +1,4 @@
-"""`scorer export`: checkpoint -> fp32 / int8 / fp16 ONNX graphs, tokenizer and manifest, each variant
+"""`scorer export`: checkpoint -> ONNX graphs (fp32, int8, fp16; int8-openvino), tokenizer and manifest, each variant
 proven against `CrossEncoder.predict` before the artifact appears (built in a temporary directory and
 renamed into place only when every gate passes).
 

@@ -2,11 +2,12 @@
 
 Layout of an artifact directory::
 
-    manifest.json         format version, activation, max_length, inputs, variants, gates, versions
-    tokenizer.json        the checkpoint's fast tokenizer
-    model.fp32.onnx       reference graph
-    model.int8.onnx       CPU graph
-    model.fp16.onnx       CUDA graph
+    manifest.json             format version, activation, max_length, inputs, variants, gates, source, versions
+    tokenizer.json            the checkpoint's fast tokenizer
+    model.fp32.onnx           reference graph (ONNX Runtime fp32; OpenVINO runs it as bf16 and fp32-openvino)
+    model.int8.onnx           CPU graph (ONNX Runtime)
+    model.fp16.onnx           CUDA graph
+    model.int8-openvino.onnx  int8 weights for OpenVINO
 """
 
 from __future__ import annotations
