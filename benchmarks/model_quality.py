@@ -266,6 +266,34 @@ def _variant(f1: float | None, variant: str | None) -> str:
     return "-" if f1 is None else f"{f1:.3f} ({variant})"
 
 
+ABLATION_BASE = "titles/pairs/15 min"  # the recipe on titles for 15 minutes: what each other run is compared with
+
+
+def ablation(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Per dataset, what each change (columns, recipe choice, budget, starting point) does against the pair recipe
+    on titles for 15 minutes (valid F1 chose the epoch; test F1 is the figure)."""
+    rows = []
+    for key, run in sorted(runs.items()):
+        protocol, dataset, change = key.split("/", 2)
+        base = runs.get(f"per-dataset/{dataset}/{ABLATION_BASE}")
+        if protocol != "per-dataset" or change == ABLATION_BASE or base is None:
+            continue
+        f1, base_f1 = run["tests"][dataset]["f1"], base["tests"][dataset]["f1"]
+        rows.append(
+            f"| {dataset} | {change.replace('/', ', ')} | {f1:.3f} | {base_f1:.3f} | {f1 - base_f1:+.3f} "
+            f"| {run['valid_f1'] - base['valid_f1']:+.3f} |"
+        )
+    if not rows:
+        return []
+    header = [
+        f"## Ablation: each change against the pair recipe ({ABLATION_BASE.replace('/', ', ')})",
+        "",
+        "| dataset | run (columns, variant, budget) | test F1 | recipe's test F1 | test F1 change | valid F1 change |",
+        "|---|---|---|---|---|---|",
+    ]
+    return [*header, *rows, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         *report_head("Model quality of `scorer train` on product-matching data", report),
@@ -310,6 +338,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {_minutes(run['cpu_seconds'])} | {'-' if goal is None else goal} | {anchors} |"
                 )
         lines.append("")
+    lines += ablation(runs)
     if report.get("speed"):
         lines += [f"## Training speed: pair recipe, {SPEED_STEPS} steps of 32 pairs, same data and seed", ""]
         lines += ["| dataset | threads | fp32 pairs/s | bf16 pairs/s | bf16 speed-up |", "|---|---|---|---|---|"]

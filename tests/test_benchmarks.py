@@ -337,3 +337,19 @@ def test_model_quality_test_splits_drop_pairs_seen_in_train(three_datasets: Path
     train, test = (split(three_datasets, "alpha", name, "titles") for name in ("train", "test"))
     kept = dedup_test(train, test)
     assert kept.num_rows == 8 and "alpha train q0" not in kept["query"].to_pylist()
+
+
+def test_model_quality_ablation_compares_each_run_with_the_recipe_on_titles() -> None:
+    from benchmarks.model_quality import ablation
+
+    def run(f1: float, valid: float) -> dict[str, Any]:
+        return {"tests": {"abt-buy": {"f1": f1}}, "valid_f1": valid}
+
+    runs = {
+        "per-dataset/abt-buy/titles/pairs/15 min": run(0.80, 0.79),
+        "per-dataset/abt-buy/records/pairs/40 min": run(0.85, 0.84),
+        "per-dataset/walmart-amazon/titles/seed/15 min": run(0.5, 0.5),  # no recipe run to compare with
+        "joint/all/titles/pairs/40 min": run(0.9, 0.9),
+    }
+    rows = [line for line in ablation(runs) if line.startswith("| abt-buy")]
+    assert rows == ["| abt-buy | records, pairs, 40 min | 0.850 | 0.800 | +0.050 | +0.050 |"]
