@@ -52,7 +52,6 @@ def test_matmul_integer_graph_computes_the_product() -> None:
     b = np.random.default_rng(3).integers(-64, 64, (8, 8), dtype=np.int8)
     (y,) = session.run(None, {"A": a})
     np.testing.assert_array_equal(y, (a.astype(np.int32) - 128) @ b.astype(np.int32))
-    assert ceiling.int8_gemm_gops(64, repeats=1) > 0
 
 
 def test_st_padding_replays_predict_batches() -> None:
@@ -176,12 +175,12 @@ def test_throughput_numbers_are_sane(throughput_report: tuple[Path, dict], bert:
         assert p["scoring_pairs_per_s"] >= p["pairs_per_s"] and p["peak_rss_mb"] > 50
         assert 0 < p["padding_efficiency"] <= 1 and 0 < p["ceiling_fraction"]
         q = p["quality"]
-        assert -1 - 1e-9 <= q["spearman"] <= 1 + 1e-9 and isinstance(q["flips"], int) and 0 <= q["flip_rate"] <= 1
-        assert 0 <= q["ndcg_at_10"] <= 1 + 1e-9
-    assert paths["scorer_fp32"]["quality"]["max_abs_diff"] < 1e-4
+        assert q["flip_rate"] == pytest.approx(q["flips"] / report["data"]["rows"])
+        assert q["ndcg_at_10"] == pytest.approx(q["ndcg_at_10_reference"] + q["ndcg_at_10_delta"])
+    fp32 = paths["scorer_fp32"]["quality"]
+    assert fp32["max_abs_diff"] < 1e-4 and fp32["flips"] == 0 and fp32["spearman"] > 0.9999
     ratio = paths["scorer_int8"]["pairs_per_s"] / paths["torch"]["pairs_per_s"]
     assert report["ratios"]["scorer_int8_vs_torch"] == pytest.approx(ratio)
-    assert report["ceilings"]["fp32_gflops"] > 0 and report["ceilings"]["int8_gops"] > 0
 
 
 def test_scaling_end_to_end(bert: tuple[Path, Path], tmp_path: Path) -> None:
