@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "export": "export.cli:export",
     "verify": "export.cli:verify",
     "train": "train.cli:train",
-    "train-embedder": "train.embedder:train_embedder",
+    "train-embedder": "train.embedder.cli:train_embedder",
     "candidates": "scorer.candidates.command:candidates",
     "group": "scorer.group_cmd:group",
 }

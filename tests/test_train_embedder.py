@@ -17,7 +17,9 @@ from sentence_transformers import SentenceTransformer, models
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from scorer.cli import main
-from train.embedder import MARKER, GroupFreeBatches, product_groups
+from train.embedder.data import product_groups
+from train.embedder.sampler import GroupFreeBatches
+from train.embedder.trainer import MARKER
 
 BRANDS = ["nikon", "canon", "sony", "casio", "seiko", "asics", "puma", "dell", "lenovo", "garmin", "fuji", "omega"]
 PAIRS = [(f"{b} model {i}{b[:2]} black", f"{b.upper()} {i}{b[:2]}-BLK camera body") for i, b in enumerate(BRANDS)]
