@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from scorer.metrics import RELEVANT, reranking_metrics
-from scorer.reader import Window
+from scorer.windows import Window
 
 AT_K = 10
 

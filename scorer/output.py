@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 from scorer.errors import InputError, WriteError
 from scorer.paths import atomic_write, write_text_atomic
-from scorer.reader import WindowKey
 from scorer.reuse import DIGEST_KEY, with_digest
+from scorer.windows import WindowKey
 
 STATE_NAME = "state.json"
 FAILED_NAME = "stopped-on-bad-input.json"

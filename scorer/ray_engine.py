@@ -29,9 +29,10 @@ import numpy as np
 from scorer.errors import InputError
 from scorer.model import LoadedModel, Stats
 from scorer.output import StagedOutput
-from scorer.reader import InputFile, WindowKey, read_window, window_keys
+from scorer.reader import InputFile
 from scorer.reuse import ScoreIndex
 from scorer.runner import Counts, RunSettings, fingerprint, output_schema, prepare_window, report, score_window
+from scorer.windows import WindowKey, read_window, window_keys
 
 ACTOR_ENV = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 _COUNTERS = ("pairs", "tokens", "padded_tokens", "truncated", "batches", "reused", "deduplicated")

@@ -19,22 +19,14 @@ from scorer.output import OutputLock, staging_dir
 from scorer.paths import cache_dir, check_distinct, check_file_target, write_text_atomic
 from scorer.precision import PROBE_PAIRS, TimedProbe
 from scorer.precision import choose as choose_precision
-from scorer.reader import (
-    ON_NULL,
-    InputFile,
-    WindowSpec,
-    check_no_nulls,
-    detect_documents,
-    first_pairs,
-    open_inputs,
-    resolve_inputs,
-)
+from scorer.reader import ON_NULL, InputFile, check_no_nulls, detect_documents, open_inputs, resolve_inputs
 from scorer.record_text import as_trained
 from scorer.reuse import load_previous, recorded_precision
 from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
 from scorer.runner import prefetch_workers as prefetch_workers_for
 from scorer.runner import run as run_job
 from scorer.session import DEFAULT_GPU_MEM_LIMIT
+from scorer.windows import WindowSpec, first_pairs
 
 DEFAULTS = RunSettings()  # the flags show and use the settings' own defaults
 

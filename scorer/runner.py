@@ -19,18 +19,11 @@ from scorer.listwise import RankingQuality, list_columns
 from scorer.model import DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW_ROWS, LoadedModel, Stats
 from scorer.output import StagedOutput
 from scorer.prefetch import prefetched
-from scorer.reader import (
-    DEFAULT_MAX_DOCUMENTS,
-    InputFile,
-    Window,
-    WindowKey,
-    WindowSpec,
-    iter_windows,
-    null_message,
-)
+from scorer.reader import InputFile
 from scorer.reuse import DIGEST_KEY, ScoreIndex, content_digest, output_metadata, pair_keys
 from scorer.session import CUDA, default_threads
 from scorer.tokenize import EncodedPairs
+from scorer.windows import DEFAULT_MAX_DOCUMENTS, Window, WindowKey, WindowSpec, iter_windows, null_message
 
 MAX_PREFETCH_WORKERS = 8  # a run holds at most workers + 3 prepared windows (prefetch depth workers + 1)
 UNFINGERPRINTED = ("prefetch_workers",)  # settings that change speed, never scores

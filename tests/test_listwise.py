@@ -127,7 +127,8 @@ def test_listwise_output_can_be_reused_by_pairs(bert: tuple[Path, Path], tmp_pat
 
 
 def test_first_pairs_flattens_lists_and_skips_nulls(tmp_path: Path) -> None:
-    from scorer.reader import InputFile, WindowSpec, first_pairs
+    from scorer.reader import InputFile
+    from scorer.windows import WindowSpec, first_pairs
 
     rows = {"query": ["q1", "q2", "q3"], "documents": [["a", None, "b"], None, ["c", "d"]]}
     source = tmp_path / "lists.parquet"
