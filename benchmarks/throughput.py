@@ -46,6 +46,7 @@ from benchmarks.st_onnx import cache_dir, is_built
 from scorer.artifact import Manifest, load_manifest
 from scorer.precision import cpu_info, unavailable_reason
 from scorer.tokenize import PairTokenizer
+from scorer.variants import VARIANTS
 
 ST_BATCH_SIZE = 32  # CrossEncoder.predict's default
 TARGET_VS_TORCH, TARGET_VS_ST = 2.5, 1.6
@@ -205,7 +206,8 @@ def summarise_path(
         padding = tokens / st_padded if st_padded else None
     kind = entry.path.ceiling
     if entry.path.name == SCORER_AUTO:  # bounded by the variant auto chose
-        kind = {"int8": "int8", "bf16": "bf16", "int8-openvino": "int8"}.get(entry.reports[0].get("precision"), "fp32")
+        chosen = entry.reports[0].get("precision")
+        kind = VARIANTS[chosen].gated_as if chosen in VARIANTS else "fp32"
     if f"{kind}_pairs_per_s" not in ceilings:
         kind = "fp32"  # no bf16 ceiling measured (a CPU without bf16): the fp32 one
     ceiling = ceilings[f"{kind}_pairs_per_s"] * flops / rows

@@ -10,12 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from scorer.artifact import MANIFEST_NAME, PRECISIONS
+from scorer.artifact import MANIFEST_NAME
 from scorer.errors import GateError, InputError
 from scorer.flags import FiniteFloat
 from scorer.gates import Gates
 from scorer.paths import check_dir_target
 from scorer.precision import cpu_info, unavailable_reason
+from scorer.variants import PRECISIONS
 
 console = Console(stderr=True)
 

@@ -30,14 +30,14 @@ from export.openvino_int8 import weight_only_int8
 from export.quantize import Int8Recipe, encoder_layers, quantize_int8
 from export.reference import activation_name, checkpoint_architecture, load_cross_encoder, reference_scores
 from export.smoothing import ALPHA, Calibration
-from scorer.artifact import MANIFEST_VERSION, PRECISIONS, Manifest, Variant, sha256_file
+from scorer.artifact import MANIFEST_VERSION, Manifest, Variant, sha256_file
 from scorer.batching import padded_batches
 from scorer.errors import GateError
 from scorer.gates import Gates
-from scorer.openvino_backend import OPENVINO
 from scorer.paths import staged_directory
 from scorer.precision import cpu_info, unavailable_reason
 from scorer.tokenize import PairTokenizer
+from scorer.variants import ADVISORY, PRECISIONS, VARIANTS
 from scorer.versions import installed_versions
 
 VERSIONED = (
@@ -51,7 +51,6 @@ VERSIONED = (
     "optimum-onnx",
 )
 # OpenVINO variants: their failed gate is recorded (auto never picks them) but does not stop the export
-ADVISORY = ("bf16", "fp32-openvino", "int8-openvino")
 # every layer int8, calibrated: LayerNorm and FFN-out smoothing (alpha 0.5) and GPTQ weight rounding, fitted
 # on pairs other than the gate's (benchmarks/results/int8-calibrated/notes.md: on the hard MiniLM case 8 (mixed)
 # and 4 flips of 1000, where the plain schemes flipped 8 and 11); both schemes share one calibration
@@ -138,7 +137,7 @@ class Exporter:
         work = self.staging / "work"
         self.log("exporting the fp32 graph (optimum)")
         raw = export_raw(self.checkpoint, work)
-        fp32 = self.staging / "model.fp32.onnx"
+        fp32 = self.staging / VARIANTS["fp32"].file
         fused = fuse(raw, self.checkpoint, fp32)
         tokenizer_path = self.staging / "tokenizer.json"
         save_tokenizer(self.model, tokenizer_path)
@@ -169,14 +168,13 @@ class Exporter:
         if "int8" in precisions:
             result.parity["int8"] = self._int8(raw, reference, queries, candidates, result)
         if "fp16" in precisions:
-            path = self.staging / "model.fp16.onnx"
+            path = self.staging / VARIANTS["fp16"].file
             self._add_variant("fp16", path, convert_fp16(fp32, path, self.architecture))
             result.parity["fp16"] = self._check("fp16", reference, queries, candidates)
         for precision in ADVISORY:
             if precision in precisions:
-                self._openvino(
-                    precision, raw if precision == "int8-openvino" else fp32, reference, queries, candidates, result
-                )
+                source = raw if VARIANTS[precision].built_from == "unfused" else fp32
+                self._openvino(precision, source, reference, queries, candidates, result)
         for precision, parity in result.parity.items():
             self.manifest.variants[precision].parity = parity
         shutil.rmtree(work)
@@ -197,21 +195,20 @@ class Exporter:
     ) -> None:
         """An OpenVINO variant, gated: the fp32 graph (`source`) in bf16 (where this CPU runs bf16) or f32, or
         int8-openvino built from the unfused graph (`source`); skipped (logged) where this machine cannot run it."""
-        if precision == "int8-openvino":
+        inference = VARIANTS[precision].inference
+        if inference == "bf16-where-available":
             inference = "bf16" if cpu_info().has_bf16 else "fp32"
-        else:
-            inference = "bf16" if precision == "bf16" else "fp32"
-        recipe: dict[str, Any] = {"runtime": OPENVINO, "inference_precision": inference}
+        recipe: dict[str, Any] = {"runtime": VARIANTS[precision].runtime, "inference_precision": inference}
         skip = unavailable_reason(Variant(source.name, "", recipe=recipe), precision, cpu_info())
         if skip:
             self.log(f"{precision} not built: {skip}")
             return
         path = source
-        if precision == "int8-openvino":
+        if VARIANTS[precision].file != source.name:  # a graph of its own: int8 weights for OpenVINO
             self.log(
                 f"int8-openvino: int8 weights (smoothed, GPTQ-rounded), per-token activations, {inference} elsewhere"
             )
-            path = self.staging / "model.int8-openvino.onnx"
+            path = self.staging / VARIANTS[precision].file
             done, shapes = weight_only_int8(
                 source, path, self._fitting_batches(queries, candidates), self._calibrations
             )
@@ -248,7 +245,7 @@ class Exporter:
         self, raw: Path, reference: np.ndarray, queries: list[str], candidates: list[str], result: ExportResult
     ) -> dict[str, Any]:
         """Try recipes fastest first; keep the first that passes the gate (all attempts are recorded)."""
-        path = self.staging / "model.int8.onnx"
+        path = self.staging / VARIANTS["int8"].file
         parity: dict[str, Any] = {}
         for recipe in int8_recipes(encoder_layers(raw, self.architecture), self.int8_activations):
             self.log(f"int8 recipe: {recipe.describe()}")

@@ -18,6 +18,7 @@ from scorer.metrics import parity as parity_figures
 from scorer.model import LoadedModel
 from scorer.precision import cpu_info
 from scorer.session import CPU, CUDA, cuda_available, gpu_name
+from scorer.variants import VARIANTS
 
 
 def check_variant(
@@ -53,7 +54,7 @@ def gate_provider(precision: str, cuda: bool) -> str:
     >>> gate_provider("fp16", True), gate_provider("fp16", False), gate_provider("fp32", True)
     ('CUDAExecutionProvider', 'CPUExecutionProvider', 'CPUExecutionProvider')
     """
-    return CUDA if precision == "fp16" and cuda else CPU
+    return CUDA if VARIANTS[precision].needs == "cuda" and cuda else CPU
 
 
 def device_record(provider: str, runtime: str, gpu: str | None = None) -> dict[str, Any]:

@@ -25,8 +25,6 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 # bf16 and fp32-openvino: OpenVINO running the fp32 file (no file of their own) in bf16 / f32; int8-openvino:
 # OpenVINO running a graph of int8 weights with int8 activations quantized per token (export.openvino_int8).
-PRECISIONS = ("fp32", "int8", "fp16", "bf16", "fp32-openvino", "int8-openvino")
-GATED_AS = {"fp32-openvino": "fp32", "int8-openvino": "int8"}  # variants held to another precision's gate
 MAX_LENGTH_LIMIT = 1 << 16
 
 

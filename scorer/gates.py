@@ -1,7 +1,7 @@
 """The parity gate's limits and verdict: one rule for `scorer export`, `scorer verify` and `--precision auto`.
 
 fp32 must match its reference closely; int8, fp16 and bf16 must keep the ranking (Spearman) and the dedup
-decisions (flips at the threshold), which is what users feel. Variants named in GATED_AS are held to another
+decisions (flips at the threshold), which is what users feel. A variant is held to the gate its entry in `scorer.variants` names (`gated_as`), e.g. int8-openvino to int8's; another
 precision's limits. The figures are `scorer.metrics.parity`'s.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from scorer.artifact import GATED_AS
+from scorer.variants import VARIANTS
 
 BUILTIN_PAIRS = 1000
 BUILTIN_SEED = 20261126
@@ -47,7 +47,7 @@ def failures(precision: str, parity: dict[str, Any], gates: Gates) -> list[str]:
     ['spearman 0.5000 < 0.99']
     """
     problems = [] if parity["all_finite"] else ["non-finite scores"]
-    precision = GATED_AS.get(precision, precision)
+    precision = VARIANTS[precision].gated_as if precision in VARIANTS else precision
     if precision == "fp32" and parity["max_abs_diff"] > gates.fp32_max_abs_diff:
         problems.append(f"max abs diff {parity['max_abs_diff']:.2e} > {gates.fp32_max_abs_diff:.0e}")
     if hasattr(gates, f"{precision}_min_spearman"):

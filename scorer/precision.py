@@ -42,12 +42,12 @@ from scorer.openvino_backend import (
 )
 from scorer.paths import cache_dir as product_cache
 from scorer.session import cuda_available, default_threads
+from scorer.variants import FULL_PRECISION, VARIANTS
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 CACHE_FILE = "precision.json"
 FP32_FALLBACK = "fp32 runs only when no faster variant passed its gate"
-FP32_VARIANTS = ("fp32", "fp32-openvino")  # ONNX Runtime's and OpenVINO's: the probe picks between them
 PROBE_ROUNDS = 2  # timed rounds at most, after a warm-up round
 CLEAR_LEAD = 1.15  # the probe stops after a timed round where the fastest leads every other by this factor
 # The probe times the run's own first pairs: speed depends on their shapes, and synthetic short titles once chose
@@ -101,8 +101,8 @@ def unavailable_reason(variant: Variant, precision: str, cpu: CpuInfo) -> str | 
                 f"(needs at least {MIN_INT8_CHANNELS} input channels and outputs, input channels a multiple of "
                 f"{INT8_CHANNEL_MULTIPLE})"
             )
-    if precision == "fp16" and not cuda_available():
-        return "fp16 needs CUDA"
+    if precision in VARIANTS and VARIANTS[precision].needs == "cuda" and not cuda_available():
+        return f"{precision} needs CUDA"
     return None
 
 
@@ -218,8 +218,8 @@ def choose_cpu(manifest: Manifest, key: str, cpu: CpuInfo, probe: Probe, cache: 
             )
     if not runnable:
         raise InputError(f"no variant of this artifact passed its gate and runs here: {left_out}")
-    faster = [p for p in runnable if p not in FP32_VARIANTS]
-    for precision in FP32_VARIANTS if faster else ():
+    faster = [p for p in runnable if p not in FULL_PRECISION]
+    for precision in FULL_PRECISION if faster else ():
         if precision in runnable:
             left_out[precision] = FP32_FALLBACK
     eligible = faster or runnable

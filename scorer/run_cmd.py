@@ -11,7 +11,7 @@ from types import FrameType
 import click
 from click.core import ParameterSource
 
-from scorer.artifact import PRECISIONS, SIDES, load_manifest
+from scorer.artifact import SIDES, load_manifest
 from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.flags import FiniteFloat
 from scorer.model import MAX_BATCH_TOKENS, MAX_WINDOW_ROWS, LoadedModel
@@ -26,6 +26,7 @@ from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
 from scorer.runner import prefetch_workers as prefetch_workers_for
 from scorer.runner import run as run_job
 from scorer.session import DEFAULT_GPU_MEM_LIMIT
+from scorer.variants import PRECISIONS
 from scorer.windows import WindowSpec, first_pairs
 
 DEFAULTS = RunSettings()  # the flags show and use the settings' own defaults

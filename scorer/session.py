@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from scorer.errors import InputError, ScorerError
+from scorer.variants import VARIANTS
 
 LOAD_ERRORS = tuple(
     getattr(ort.capi.onnxruntime_pybind11_state, name)
@@ -62,16 +63,14 @@ def gpu_name(device_id: int = 0) -> str | None:
 
 
 def provider_for(precision: str) -> str:
-    """fp16 needs CUDA; fp32 uses CUDA when present; int8 always runs on the CPU provider."""
-    if precision == "fp16":
-        if not cuda_available():
-            raise InputError(
-                "precision fp16 needs CUDA (install the `gpu` extra on a GPU machine); use int8 or fp32 on CPU"
-            )
-        return CUDA
-    if precision == "fp32" and cuda_available():
-        return CUDA
-    return CPU
+    """The provider a variant runs on (`scorer.variants`): CUDA for one that needs it (fp16) or can use it
+    (fp32) where there is a GPU; the CPU for the others (int8 always runs on the CPU provider)."""
+    variant = VARIANTS[precision]
+    if variant.needs == "cuda" and not cuda_available():
+        raise InputError(
+            f"precision {precision} needs CUDA (install the `gpu` extra on a GPU machine); use int8 or fp32 on CPU"
+        )
+    return CUDA if variant.gpu and cuda_available() else CPU
 
 
 def default_threads() -> int:

@@ -145,3 +145,15 @@ def test_an_int8_gate_that_nothing_passes_tries_every_recipe(bert: tuple[Path, P
         "per-token activations, layers kept fp32: 0 (feed-forward MatMuls only)",
         "per-token activations, layers kept fp32: 0",  # 2 layers: up to half kept in fp32
     ]
+
+
+def test_each_exported_variant_is_its_registry_entry(bert: tuple[Path, Path]) -> None:
+    from scorer.artifact import load_manifest
+    from scorer.variants import VARIANTS
+
+    manifest = load_manifest(bert[1])
+    assert {"fp32", "int8"} <= set(manifest.variants)
+    for precision, variant in manifest.variants.items():
+        entry = VARIANTS[precision]
+        assert variant.file == entry.file and (bert[1] / variant.file).is_file()
+        assert variant.recipe.get("runtime", "onnxruntime") == entry.runtime
