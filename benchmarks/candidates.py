@@ -159,8 +159,8 @@ def run_candidates(
 
 def ensure_embedder(directory: Path | None) -> tuple[Path, float | None]:
     """The embedder directory, exported first (and timed) where it does not exist yet."""
-    from scorer.candidates.embedder import is_embedder_dir
-    from scorer.candidates.embedder_export import default_base_model, default_embedder_dir, export_embedder
+    from export.embedder import default_base_model, export_embedder
+    from scorer.candidates.embedder import default_embedder_dir, is_embedder_dir
 
     directory = directory or default_embedder_dir()
     if is_embedder_dir(directory):

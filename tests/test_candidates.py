@@ -261,7 +261,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_embedder(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """That encoder exported with the same code as the default embedder."""
-    from scorer.candidates.embedder_export import export_embedder
+    from export.embedder import export_embedder
 
     return export_embedder(tiny_base, tmp_path_factory.mktemp("embedder") / "onnx")
 
@@ -281,8 +281,8 @@ def cls_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_embedder_of_a_cls_model_matches_sentence_transformers(cls_model: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
+    from export.embedder import export_embedder
     from scorer.candidates.embedder import Embedder
-    from scorer.candidates.embedder_export import export_embedder
 
     directory = export_embedder(cls_model, tmp_path / "onnx", quantize=False)
     embedder = Embedder(directory, 1)

@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from scorer.candidates.blocking import Steps, run_generators
 from scorer.candidates.catalogue import read_catalogue
-from scorer.candidates.embedder import Embedder, is_embedder_dir
+from scorer.candidates.embedder import Embedder, default_embedder_dir, is_embedder_dir, model_identity
 from scorer.candidates.pairs import GENERATORS
 from scorer.candidates.report import build_report, scoring_estimate, summary
 from scorer.candidates.truth import blocking_quality, true_pair_keys
@@ -36,19 +36,14 @@ def _generators(value: str) -> list[str]:
 def _embedder(directory: Path | None, model: str | None, threads: int | None) -> Embedder:
     """Load the ONNX embedder; export it from `model` (default all-MiniLM-L6-v2; torch needed once) where it
     does not exist yet."""
-    from scorer.candidates.embedder_export import (
-        default_base_model,
-        default_embedder_dir,
-        export_embedder,
-        model_identity,
-    )
-
     directory = directory or default_embedder_dir(model)
     if directory.exists() and not is_embedder_dir(directory):
         raise InputError(f"{directory}: not an embedder directory (remove it, or give another --embedder)")
     if not directory.exists():
         click.echo(f"exporting {model or 'all-MiniLM-L6-v2'} to ONNX in {directory} (first use only)", err=True)
         try:
+            from export.embedder import default_base_model, export_embedder  # torch, on first use only
+
             export_embedder(model or default_base_model(), directory)
         except ImportError as exc:
             raise click.ClickException(

@@ -1,13 +1,14 @@
 """A bi-encoder run through ONNX Runtime: texts -> L2-normalised mean-pooled embeddings (no torch).
 
 An embedder directory holds `model.onnx` (token states out), `tokenizer.json` and `embedder.json`
-(written by `scorer.candidates.embedder_export`). Texts are tokenized a window at a time, sorted by
+(written by `export.embedder`). Texts are tokenized a window at a time, sorted by
 length and cut into batches by a token budget, so padding stays small and memory stays flat.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from tokenizers import Tokenizer
 
 from scorer.artifact import MAX_LENGTH_LIMIT, sha256_file
 from scorer.errors import InputError
+from scorer.paths import cache_dir
 from scorer.session import session_options
 
 MODEL_FILE = "model.onnx"
@@ -28,6 +30,19 @@ MAX_LENGTH = 64  # titles: longer texts are truncated
 WINDOW = 8192  # texts tokenized and sorted together
 BATCH_TOKENS = 4096  # padded tokens per batch
 POOLINGS = ("mean", "cls")
+DEFAULT_NAME = "all-MiniLM-L6-v2"
+
+
+def default_embedder_dir(model: str | None = None) -> Path:
+    """Where the embedder of `model` (default all-MiniLM-L6-v2) is cached: under the product's cache
+    (`scorer.paths.cache_dir`), one folder per model name or path."""
+    name = DEFAULT_NAME if model is None else re.sub(r"[^A-Za-z0-9_.-]+", "--", model_identity(model).strip("/"))
+    return cache_dir() / "embedders" / name
+
+
+def model_identity(model: Path | str) -> str:
+    """How an embedder's manifest names its base model: a local directory's absolute path, else the hub name."""
+    return str(Path(model).resolve()) if Path(model).is_dir() else str(model)
 
 
 def is_embedder_dir(directory: Path) -> bool:

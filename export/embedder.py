@@ -1,41 +1,22 @@
-"""Turn a transformers encoder (the offline all-MiniLM-L6-v2 by default, or any sentence-transformers model:
-a local directory or a hub name, e.g. a multilingual one for catalogues in several languages) into an ONNX
-embedder directory. Pooling (mean or CLS) is read from the model's sentence-transformers config.
-
-This is the only module of `scorer candidates` that imports torch (through optimum), and only when no
-ONNX embedder exists yet. The directory is built in a temporary sibling and renamed into place, so a
-crash never leaves a half-written embedder behind.
+"""Export a transformers encoder (the offline all-MiniLM-L6-v2 by default, or any sentence-transformers model:
+a local directory or a hub name, e.g. a multilingual one for catalogues in several languages) to the ONNX embedder
+directory `scorer candidates` runs (`scorer.candidates.embedder`). Pooling (mean or CLS) is read from the model's
+sentence-transformers config. It imports torch (through optimum); `scorer candidates` calls it only when no ONNX
+embedder exists yet. The directory is staged and renamed into place, so a crash never leaves half of one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import shutil
-import tempfile
 from pathlib import Path
 
+from export.onnx_graph import OPSET
 from scorer.artifact import sha256_file
-from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE
+from scorer.candidates.embedder import MANIFEST, MAX_LENGTH, MODEL_FILE, POOLINGS, TOKENIZER_FILE, model_identity
 from scorer.errors import InputError
-from scorer.paths import cache_dir
-
-OPSET = 17
-DEFAULT_NAME = "all-MiniLM-L6-v2"
-
-
-def default_embedder_dir(model: str | None = None) -> Path:
-    """Where the embedder of `model` (default all-MiniLM-L6-v2) is cached: under the product's cache
-    (`scorer.paths.cache_dir`), one folder per model name or path."""
-    name = DEFAULT_NAME if model is None else re.sub(r"[^A-Za-z0-9_.-]+", "--", model_identity(model).strip("/"))
-    return cache_dir() / "embedders" / name
-
-
-def model_identity(model: Path | str) -> str:
-    """How an embedder's manifest names its base model: a local directory's absolute path, else the hub name."""
-    return str(Path(model).resolve()) if Path(model).is_dir() else str(model)
+from scorer.paths import staged_directory
 
 
 def _model_file(model: str, name: str) -> Path | None:
@@ -93,8 +74,7 @@ def export_embedder(base_model: Path | str, directory: Path, quantize: bool = Tr
 
     pooling = pooling_of(str(base_model))
     directory.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with staged_directory(directory) as work:
         logging.getLogger("optimum").setLevel(logging.ERROR)
         main_export(
             str(base_model),
@@ -122,7 +102,4 @@ def export_embedder(base_model: Path | str, directory: Path, quantize: bool = Tr
             "max_length": MAX_LENGTH,
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(work, directory)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return directory
