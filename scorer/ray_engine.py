@@ -31,7 +31,16 @@ from scorer.model import LoadedModel, Stats
 from scorer.output import StagedOutput
 from scorer.reader import InputFile
 from scorer.reuse import ScoreIndex
-from scorer.runner import Counts, RunSettings, fingerprint, output_schema, prepare_window, report, score_window
+from scorer.runner import (
+    Counts,
+    RunJob,
+    RunSettings,
+    output_schema,
+    prepare_window,
+    progress_bar,
+    report,
+    score_window,
+)
 from scorer.windows import WindowKey, read_window, window_keys
 
 ACTOR_ENV = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -129,29 +138,16 @@ def _connect(address: str | None, workers: int, threads: int) -> bool:
     return True
 
 
-def run(
-    inputs: list[InputFile],
-    model: LoadedModel,
-    output: Path,
-    settings: RunSettings,
-    restart: bool = False,
-    show_progress: bool = True,
-    reuse: list[InputFile] | None = None,
-    previous: ScoreIndex | None = None,
-    address: str | None = None,
-    workers: int = 2,
-    threads_per_worker: int = 1,
-) -> dict[str, Any]:
-    """Score every row of `inputs` into `output` on a Ray actor pool; returns the run report."""
+def run(job: RunJob, address: str | None = None, workers: int = 2, threads_per_worker: int = 1) -> dict[str, Any]:
+    """Score the job on a Ray actor pool of `workers` actors (at `address`, or a local Ray instance); returns the
+    run report."""
     import ray
     import ray.data
 
-    from scorer.runner import _progress
-
+    inputs, model, output, settings, reuse = job.inputs, job.model, job.output, job.settings, job.reuse
     if settings.labels_col:
         raise InputError("--labels-col is computed by the local engine only; drop --engine ray for ranking metrics")
-    reuse = reuse or []
-    staged = StagedOutput(output, fingerprint(inputs, model, settings, reuse), restart=restart)
+    staged = job.staged()
     schema = output_schema(inputs, model, settings)
     keys = window_keys(inputs, settings.window_rows)
     todo = [key for key in keys if not staged.done(key)]
@@ -164,7 +160,7 @@ def run(
     started = _connect(address, workers, threads_per_worker)
     try:
         if todo:
-            previous_ref = ray.put(previous or ScoreIndex())
+            previous_ref = ray.put(job.previous)
             dataset = ray.data.from_items([asdict(key) for key in todo], override_num_blocks=len(todo))
             scored = dataset.map_batches(
                 WindowScorer,
@@ -181,7 +177,7 @@ def run(
                 compute=ray.data.ActorPoolStrategy(size=workers),
                 num_cpus=threads_per_worker,  # Ray Data restarts a killed actor and retries its window
             )
-            with _progress(show_progress) as progress:
+            with progress_bar(job.show_progress) as progress:
                 task = progress.add_task("score", total=sum(key.rows for key in todo), rate=0.0)
                 for row in scored.iter_rows():
                     if row["error"]:

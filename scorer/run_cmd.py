@@ -22,7 +22,7 @@ from scorer.precision import choose as choose_precision
 from scorer.reader import ON_NULL, InputFile, check_no_nulls, detect_documents, open_inputs, resolve_inputs
 from scorer.record_text import as_trained
 from scorer.reuse import load_previous, recorded_precision
-from scorer.runner import MAX_PREFETCH_WORKERS, RunSettings
+from scorer.runner import MAX_PREFETCH_WORKERS, RunJob, RunSettings
 from scorer.runner import prefetch_workers as prefetch_workers_for
 from scorer.runner import run as run_job
 from scorer.session import DEFAULT_GPU_MEM_LIMIT
@@ -250,24 +250,13 @@ def run(
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         show = sys.stderr.isatty() if progress is None else progress
+        job = RunJob(sources, model, output, settings, restart, show, reused_sources, reused_scores)
         if engine == "ray":
             from scorer.ray_engine import run as run_on_ray
 
-            result = run_on_ray(
-                sources,
-                model,
-                output,
-                settings,
-                restart,
-                show,
-                reused_sources,
-                reused_scores,
-                address,
-                workers,
-                threads_per_worker,
-            )
+            result = run_on_ray(job, address, workers, threads_per_worker)
         else:
-            result = run_job(sources, model, output, settings, restart, show, reused_sources, reused_scores)
+            result = run_job(job)
     except KeyboardInterrupt as exc:
         name = str(exc) or "SIGINT"
         raise click.ClickException(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,8 @@ def _preparer(
     return prepare
 
 
-def _progress(enabled: bool, provider: str = "") -> Progress:
+def progress_bar(enabled: bool, provider: str = "") -> Progress:
+    """The scoring progress bar both engines show (pairs, pairs/s, ETA)."""
     return Progress(
         TextColumn(f"scoring on {provider}" if provider else "scoring"),
         BarColumn(),
@@ -279,23 +280,33 @@ def report(
     }
 
 
-def run(
-    inputs: list[InputFile],
-    model: LoadedModel,
-    output: Path,
-    settings: RunSettings,
-    restart: bool = False,
-    show_progress: bool = True,
-    reuse: list[InputFile] | None = None,
-    previous: ScoreIndex | None = None,
-) -> dict[str, Any]:
-    """Score every row of `inputs` into `output`; returns the run report.
+@dataclass
+class RunJob:
+    """One `scorer run`, as both engines take it: the inputs, the loaded variant, the output and the settings;
+    `restart` discards saved progress; `previous` holds the scores of `reuse` (earlier outputs of this variant)."""
 
-    `previous` holds the scores of `reuse` (earlier outputs of this variant): pairs found there are not
-    scored again, nor is a pair identical to one met earlier in this run.
+    inputs: list[InputFile]
+    model: LoadedModel
+    output: Path
+    settings: RunSettings
+    restart: bool = False
+    show_progress: bool = True
+    reuse: list[InputFile] = field(default_factory=list)
+    previous: ScoreIndex = field(default_factory=ScoreIndex)
+
+    def staged(self) -> StagedOutput:
+        """The output's staging directory, proven to belong to this job (or refused)."""
+        fingerprinted = fingerprint(self.inputs, self.model, self.settings, self.reuse)
+        return StagedOutput(self.output, fingerprinted, restart=self.restart)
+
+
+def run(job: RunJob) -> dict[str, Any]:
+    """Score every row of the job's inputs into its output; returns the run report.
+
+    Pairs found in `job.previous` are not scored again, nor is a pair identical to one met earlier in this run.
     """
-    reuse = reuse or []
-    staged = StagedOutput(output, fingerprint(inputs, model, settings, reuse), restart=restart)
+    inputs, model, output, settings, reuse = job.inputs, job.model, job.output, job.settings, job.reuse
+    staged = job.staged()
     schema = output_schema(inputs, model, settings)
     total = sum(source.num_rows for source in inputs)
     stats, counts, seen = Stats(), Counts(), ScoreIndex()
@@ -303,10 +314,10 @@ def run(
     pairs = 0
     keys: list[WindowKey] = []
     start = time.perf_counter()
-    prepare = _preparer(inputs, model, settings, staged.done, previous or ScoreIndex())
+    prepare = _preparer(inputs, model, settings, staged.done, job.previous)
     workers = settings.prefetch_workers
     with (
-        _progress(show_progress, model.onnx.provider) as progress,
+        progress_bar(job.show_progress, model.onnx.provider) as progress,
         prefetched(iter_windows(inputs, settings.windows), prepare, workers, depth=workers + 1) as prepared,
     ):
         task = progress.add_task("score", total=total, rate=0.0)

@@ -23,7 +23,7 @@ from scorer.cli import main
 from scorer.model import LoadedModel
 from scorer.output import STATE_NAME, staging_dir
 from scorer.reader import open_inputs
-from scorer.runner import RunSettings, run
+from scorer.runner import RunJob, RunSettings, run
 
 ROWS = 600
 INT8 = ("--precision", "int8")  # the variant `_interrupted` scores with (auto could probe another)
@@ -233,7 +233,8 @@ def _interrupted(artifact: Path, source: Path, output: Path, monkeypatch: pytest
     with monkeypatch.context() as patch:
         patch.setattr(LoadedModel, "score_encoded", stop)
         with pytest.raises(KeyboardInterrupt):
-            run(open_inputs([source], "query", "candidate", "score"), model, output, RunSettings(window_rows=100))
+            sources = open_inputs([source], "query", "candidate", "score")
+            run(RunJob(sources, model, output, RunSettings(window_rows=100)))
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == after - 1
 
 

@@ -13,7 +13,7 @@ from conftest import invoke
 from scorer.model import LoadedModel
 from scorer.output import staging_dir
 from scorer.reader import open_inputs
-from scorer.runner import RunSettings, run
+from scorer.runner import RunJob, RunSettings, run
 
 pytest.importorskip("ray", reason="the `ray` extra is not installed")
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_ray_engine_matches_the_local_engine_and_resumes_its_parts(
         patch.setattr(LoadedModel, "score_encoded", stop)
         with pytest.raises(KeyboardInterrupt):
             sources = open_inputs([rows_file], "query", "candidate", "score")
-            run(sources, model, output, RunSettings(window_rows=100), show_progress=False)
+            run(RunJob(sources, model, output, RunSettings(window_rows=100), show_progress=False))
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == 3
     report = _run(rows_file, bert[1], output, "--precision", "int8", "--engine", "ray", "--workers", "2")
     assert report["rows_resumed"] == 300 and report["pairs_scored"] == ROWS - 300

@@ -21,7 +21,7 @@ from conftest import invoke
 from scorer.model import LoadedModel
 from scorer.output import staging_dir
 from scorer.reader import open_inputs
-from scorer.runner import RunSettings, run
+from scorer.runner import RunJob, RunSettings, run
 
 ROWS = 6000
 
@@ -134,7 +134,7 @@ def test_interrupt_stops_the_reader_thread_before_returning(
     sources = open_inputs([big_input], "query", "candidate", "score")
     output = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
-        run(sources, model, output, RunSettings(window_rows=100), show_progress=False)
+        run(RunJob(sources, model, output, RunSettings(window_rows=100), show_progress=False))
     assert not [thread for thread in threading.enumerate() if thread.name == "scorer-reader"]
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == 2
 

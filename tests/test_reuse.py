@@ -17,7 +17,7 @@ from scorer.model import LoadedModel
 from scorer.output import staging_dir
 from scorer.reader import InputFile, open_inputs
 from scorer.reuse import SCORER_KEY, ScoreIndex, load_previous, pair_keys
-from scorer.runner import RunSettings, run
+from scorer.runner import RunJob, RunSettings, run
 
 ROWS = 1000
 
@@ -124,7 +124,7 @@ def test_resume_with_reuse_is_bit_identical(
         with pytest.raises(KeyboardInterrupt):
             sources = open_inputs([night2], "query", "candidate", "score")
             previous, _ = load_previous([scores1], model.identity)
-            run(sources, model, output, RunSettings(window_rows=128), False, False, reuse, previous)
+            run(RunJob(sources, model, output, RunSettings(window_rows=128), False, False, reuse, previous))
     assert len(list(staging_dir(output).glob("part-*.parquet"))) == 3
     report = _run(night2, bert[1], output, "--reuse", scores1)
     assert report["rows_resumed"] == 3 * 128
