@@ -390,3 +390,17 @@ def test_key_blocks_expanded_in_chunks_give_the_same_pairs(monkeypatch: pytest.M
     chunked = keys.key_pairs(lists, 5, split=150)
     assert len(whole[0]) > 1000
     assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
+
+
+def test_blank_titles_are_never_proposed_and_a_foreign_truth_exits_2(tmp_path: Path) -> None:
+    titles = ["", "   ", "sony tv kdl40", "sony tv kdl40 black", ""]
+    path = catalogue(tmp_path / "c.parquet", titles)
+    out, report = tmp_path / "pairs.parquet", tmp_path / "report.json"
+    result = candidates(path, "-o", out, "--generators", "lexical,keys,trigram", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert {pair[:2] for pair in pairs(out)} == {("p2", "p3")}  # the blank titles paired with nothing
+    assert json.loads(report.read_text())["blank_records"] == 3
+    truth = tmp_path / "truth.parquet"
+    pq.write_table(pa.table({"id": [7, 8], "group": [1, 1]}), truth)
+    foreign = candidates(path, "-o", out, "--generators", "lexical", "--truth", truth)
+    assert foreign.exit_code == 2 and "none of its 2 ids is in the catalogue (its ids are int64" in foreign.output

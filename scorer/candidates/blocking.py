@@ -41,6 +41,7 @@ class Blocking:
     seconds: dict[str, float] = field(default_factory=dict)
     token_lengths: np.ndarray | None = None
     encode_stats: EncodeStats | None = None
+    blank_records: int = 0  # records whose text is empty or blank: never proposed (there is nothing to compare)
 
 
 def _sides(catalogue: Catalogue) -> list[tuple[range, range]]:
@@ -130,10 +131,13 @@ def run_generators(
     }
     if embedder is not None:
         runs["embedding"] = lambda: _embedding_pairs(catalogue, texts, k, embedder, threads, steps, result)
+    blank = np.array([not text.strip() for text in texts], dtype=bool)
+    result.blank_records = int(blank.sum())
     found: dict[str, np.ndarray] = {}
     for name in (name for name in GENERATORS if name in generators and name in runs):
         start = time.perf_counter()
-        found[name] = unordered_keys(*runs[name](), len(catalogue))
+        pair_keys = unordered_keys(*runs[name](), len(catalogue))
+        found[name] = pair_keys[~(blank[pair_keys // len(catalogue)] | blank[pair_keys % len(catalogue)])]
         result.seconds[name] = time.perf_counter() - start
     start = time.perf_counter()
     result.pair_keys, result.mask = merge(found)

@@ -51,6 +51,7 @@ def build_report(
     return {
         "mode": "dedup" if catalogue.split is None else "link",
         "records": n,
+        "blank_records": blocking.blank_records,
         "left_records": catalogue.split,
         "k": k,
         "generators": generators,

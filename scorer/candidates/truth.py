@@ -38,6 +38,11 @@ def true_pair_keys(path: Path, catalogue: Catalogue) -> np.ndarray:
         ) from None
     records = pc.index_in(ids, value_set=catalogue.ids)
     found = records.is_valid()
+    if table.num_rows and not pc.any(found).as_py():
+        raise InputError(
+            f"{path}: none of its {table.num_rows:,} ids is in the catalogue (its ids are "
+            f"{table.column(ID).type}, the catalogue's {catalogue.ids.type}): is it the truth of another catalogue?"
+        )
     records = records.filter(found).to_numpy().astype(np.int64)
     groups = pc.dictionary_encode(table.column(GROUP).filter(found)).combine_chunks().indices.to_numpy()
     a, b, _ = block_pairs(groups.astype(np.int64), records)
