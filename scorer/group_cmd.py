@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from scorer.errors import InputError
 from scorer.flags import FiniteFloat
 from scorer.grouping.carry import Carried, carry_forward
-from scorer.grouping.cluster import Clustering, cluster
+from scorer.grouping.cluster import Clustering, cluster, largest_component
 from scorer.grouping.edges import Graph, build_graph
 from scorer.grouping.evaluate import against_truth
 from scorer.grouping.inputs import GROUPS_KEY, IdKind, read_groups, read_scored, read_truth
@@ -39,6 +39,11 @@ METHOD = (
     "splits: benchmarks/results/grouping"
 )
 LARGEST = 10  # groups listed in the report
+
+# Average linkage holds one component's pairs at once: peak RSS grew by about 280 bytes a pair between cliques of
+# 1000 and 2000 records (0.5M and 2M pairs: 296 and 712 MB, AMX Xeon); 5M pairs is about 1.5 GB.
+BYTES_PER_PAIR = 280
+MAX_COMPONENT_PAIRS = 5_000_000
 
 
 def _threshold(given: float | None, found: dict[Path, float]) -> tuple[float, str]:
@@ -173,6 +178,14 @@ def _report(
     help="Parquet with columns id, group: report pairwise and B-cubed P/R/F1.",
 )
 @click.option("--max-group-size", type=click.IntRange(min=2), default=100, show_default=True)
+@click.option(
+    "--max-component-pairs",
+    type=click.IntRange(min=1),
+    default=MAX_COMPONENT_PAIRS,
+    show_default=True,
+    help="Most scored pairs one component at the threshold may hold (memory: about 280 bytes a pair); a larger "
+    "one is refused before any work.",
+)
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write a JSON report here.")
 def group(
     inputs: tuple[str, ...],
@@ -184,6 +197,7 @@ def group(
     previous: Path | None,
     truth: Path | None,
     max_group_size: int,
+    max_component_pairs: int,
     report: Path | None,
 ) -> None:
     """Group the records of scored pairs into duplicate groups, one output row per record id."""
@@ -202,6 +216,13 @@ def group(
     threshold, source = _threshold(threshold, scored.thresholds)
 
     graph = build_graph(scored.left, scored.right, scored.scores)
+    records, pairs = largest_component(graph, threshold)
+    if pairs > max_component_pairs:
+        raise InputError(
+            f"{records:,} records are joined into one component by pairs scoring at least {threshold}, with "
+            f"{pairs:,} scored pairs among them, over --max-component-pairs {max_component_pairs:,} (grouping them "
+            f"would take about {pairs * BYTES_PER_PAIR / 1e9:.1f} GB): raise the threshold, or the limit"
+        )
     clustering = cluster(graph, threshold, max_group_size)
     stats = group_stats(graph, clustering.groups, threshold)
     carried = carry_forward(graph.ids, clustering.groups, previous_groups)

@@ -339,3 +339,12 @@ def test_group_ids_near_the_int64_limit_and_bad_metadata_exit_2(tmp_path: Path) 
     text = invoke("group", tmp_path / "bad.parquet", "-o", tmp_path / "g.parquet")
     assert text.exit_code == 2 and "the threshold its metadata records, '0.5', is not a number in (0, 1]" in text.output
     assert not (tmp_path / "g.parquet").exists()
+
+
+def test_a_component_over_the_pair_bound_is_refused_before_any_work(tmp_path: Path) -> None:
+    scored = write_scored(tmp_path / "scored.parquet", [*clique(list(range(60)), 0.9), (100, 101, 0.9)], 0.5)
+    refused = invoke("group", scored, "-o", tmp_path / "g.parquet", "--max-component-pairs", "1000")
+    assert refused.exit_code == 2 and "60 records are joined into one component" in refused.output
+    assert "1,770 scored pairs among them, over --max-component-pairs 1,000" in refused.output
+    assert not (tmp_path / "g.parquet").exists()
+    assert invoke("group", scored, "-o", tmp_path / "g.parquet", "--max-component-pairs", "1770").exit_code == 0

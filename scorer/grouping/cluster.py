@@ -58,6 +58,17 @@ def components(graph: Graph, threshold: float) -> np.ndarray:
     return _number_by_first(connected_components(matrix, directed=False)[1])
 
 
+def largest_component(graph: Graph, threshold: float) -> tuple[int, int]:
+    """(records, scored pairs) of the largest component at `threshold`: what average linkage holds at once."""
+    if not graph.n:
+        return 0, 0
+    comp = components(graph, threshold)
+    same = comp[graph.u] == comp[graph.v]
+    pairs = np.bincount(comp[graph.u][same], minlength=int(comp.max()) + 1)
+    biggest = int(np.argmax(pairs))
+    return int((comp == biggest).sum()), int(pairs[biggest])
+
+
 def _best_per_key(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the largest value for each key (ties: first position), and those keys."""
     order = np.lexsort((-value, key))
