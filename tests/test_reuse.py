@@ -259,3 +259,22 @@ def test_auto_prefers_the_variant_of_the_reused_outputs(
         "run", night, "-m", bert[1], "-o", tmp_path / "4.parquet", "--precision", "int8", "--reuse", first
     )
     assert explicit.exit_code == 2 and "scored by another model or variant" in explicit.output
+
+
+def test_a_reuse_file_missing_columns_or_of_another_kind_exits_2(
+    pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    night = tmp_path / "night.parquet"
+    pq.write_table(_night(pairs_file, seed=4, changed=0.0), night)
+    scored = tmp_path / "scored.parquet"
+    _run(night, bert[1], scored)
+    table = pq.read_table(scored)
+    cut = tmp_path / "cut.parquet"
+    pq.write_table(table.drop_columns(["candidate"]).replace_schema_metadata(table.schema.metadata), cut)
+    groups = tmp_path / "groups.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "group_id": [0, 0]}), groups)
+    for reused, message in ((cut, "not a readable scored output"), (groups, "not an output of `scorer run`")):
+        result = invoke(
+            "run", night, "-m", bert[1], "-o", tmp_path / "o.parquet", "--precision", "int8", "--reuse", reused
+        )
+        assert result.exit_code == 2 and f"--reuse {reused}: {message}" in result.output, result.output
