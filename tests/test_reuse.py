@@ -171,6 +171,13 @@ def test_score_index_stays_compact() -> None:
     assert pair_keys(["a"], ["bc"])[0] != pair_keys(["ab"], ["c"])[0]
 
 
+def _written_night(pairs_file: Path, tmp_path: Path, seed: int) -> Path:
+    """A night of ROWS distinct pairs written to `tmp_path`."""
+    night = tmp_path / "night.parquet"
+    pq.write_table(_night(pairs_file, seed=seed, changed=0.0), night)
+    return night
+
+
 def _rewrite(path: Path, edit: object, target: Path) -> Path:
     """`path` with its score column passed through `edit` and its `scorer run` metadata kept."""
     table = pq.read_table(path)
@@ -204,8 +211,7 @@ def _nan(scores: pa.ChunkedArray) -> pa.Array:
 def test_reused_scores_are_checked_before_they_are_trusted(
     pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path, edit: object, message: str
 ) -> None:
-    night = tmp_path / "night.parquet"
-    pq.write_table(_night(pairs_file, seed=1, changed=0.0), night)
+    night = _written_night(pairs_file, tmp_path, seed=1)
     scored = tmp_path / "scored.parquet"
     _run(night, bert[1], scored)
     assert json.loads(pq.read_schema(scored).metadata[SCORER_KEY])["content"]["rows"] == ROWS
@@ -217,8 +223,7 @@ def test_reused_scores_are_checked_before_they_are_trusted(
 
 
 def test_an_output_without_a_digest_is_scored_again(pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path) -> None:
-    night = tmp_path / "night.parquet"
-    pq.write_table(_night(pairs_file, seed=2, changed=0.0), night)
+    night = _written_night(pairs_file, tmp_path, seed=2)
     scored = tmp_path / "scored.parquet"
     _run(night, bert[1], scored)
     metadata = pq.read_schema(scored).metadata
@@ -234,8 +239,7 @@ def test_an_output_without_a_digest_is_scored_again(pairs_file: Path, bert: tupl
 def test_auto_prefers_the_variant_of_the_reused_outputs(
     pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    night = tmp_path / "night.parquet"
-    pq.write_table(_night(pairs_file, seed=3, changed=0.0), night)
+    night = _written_night(pairs_file, tmp_path, seed=3)
     first = tmp_path / "first.parquet"
     result = invoke("run", night, "-m", bert[1], "-o", first, "--precision", "fp32")
     assert result.exit_code == 0, result.output
@@ -264,8 +268,7 @@ def test_auto_prefers_the_variant_of_the_reused_outputs(
 def test_a_reuse_file_missing_columns_or_of_another_kind_exits_2(
     pairs_file: Path, bert: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    night = tmp_path / "night.parquet"
-    pq.write_table(_night(pairs_file, seed=4, changed=0.0), night)
+    night = _written_night(pairs_file, tmp_path, seed=4)
     scored = tmp_path / "scored.parquet"
     _run(night, bert[1], scored)
     table = pq.read_table(scored)
