@@ -10,7 +10,7 @@ from scorer.flags import FiniteFloat
 from train.config import RECIPE_DEFAULTS, RunOptions, TrainConfig
 from train.data import read_files
 from train.errors import TrainInputError, param_hint
-from train.staging import check_output, read_paths
+from train.staging import check_output, output_option, read_paths
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _POSITIVE = FiniteFloat(min=0, min_open=True)
@@ -44,13 +44,7 @@ def _by_recipe(name: str) -> str:
     show_default=True,
     help="Hugging Face model name or local directory.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Checkpoint directory to write (replaces an earlier checkpoint there).",
-)
+@output_option("Checkpoint")
 @click.option(
     "--loss",
     type=click.Choice(["lambda", "bce"]),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+import click
 
 from scorer.errors import InputError
 from scorer.paths import check_dir_target, staged_directory
@@ -14,7 +16,15 @@ from train.errors import OutputError
 # A directory holding this file is an earlier checkpoint, which a new one may replace.
 MARKER = "metrics.json"
 
-__all__ = ["MARKER", "check_output", "read_paths", "staged_directory"]
+__all__ = ["MARKER", "check_output", "output_option", "read_paths", "staged_directory"]
+
+
+def output_option(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The `-o/--output` directory option of the training commands; `what` says what is written there."""
+    help_text = f"{what} directory to write (replaces an earlier one there)."
+    return click.option(
+        "-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help=help_text
+    )
 
 
 def check_output(target: Path, reads: Iterable[Path] = ()) -> None:

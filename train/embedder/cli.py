@@ -12,6 +12,7 @@ from scorer.paths import check_dir_target
 from train.embedder.data import Columns, read_positive_pairs
 from train.embedder.trainer import MARKER, EmbedderConfig, default_base_model, fit
 from train.errors import OutputError, TrainInputError, param_hint
+from train.staging import output_option
 
 DEFAULTS = EmbedderConfig(base_model="")  # the flags show and use the config's own defaults
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -22,13 +23,7 @@ _POSITIVE = FiniteFloat(min=0, min_open=True)
 @click.option(
     "--train", "train_files", type=_FILE, multiple=True, required=True, help="Parquet pair files. Repeatable."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Model directory to write (replaces an earlier one there).",
-)
+@output_option("Model")
 @click.option(
     "--base-model", default=None, help="Sentence-transformers model, directory or hub name [all-MiniLM-L6-v2, offline]."
 )
