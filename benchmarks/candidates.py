@@ -142,7 +142,7 @@ def run_candidates(
     """`scorer candidates` in a fresh process; its report plus the whole process's wall time."""
     report = work / f"{catalogue.stem}.report.json"
     argv = [
-        sys.executable, "-m", "scorer.cli", "candidates", str(catalogue), "-o", str(work / f"{catalogue.stem}.pairs.parquet"),
+        sys.executable, "-m", "scorer", "candidates", str(catalogue), "-o", str(work / f"{catalogue.stem}.pairs.parquet"),
         "--id-col", "id", "--text-col", "title", "--k", str(k), "--truth", str(truth), "--embedder", str(embedder),
         "--report", str(report), "--no-progress", *extra,
     ]  # fmt: skip

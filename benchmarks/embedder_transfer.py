@@ -53,7 +53,7 @@ def train_without(
     if (target / MARKER).is_file():
         return target, json.loads((target / MARKER).read_text()), 0.0
     files = [str(f / f"{split}.parquet") for f in folders if f.name != name for split in SPLITS]
-    argv = [sys.executable, "-m", "scorer.cli", "train-embedder", "-o", str(target), "--no-progress", *train_flags]
+    argv = [sys.executable, "-m", "scorer", "train-embedder", "-o", str(target), "--no-progress", *train_flags]
     for file in files:
         argv += ["--train", file]
     start = time.perf_counter()

@@ -374,7 +374,7 @@ class Bench:
         baseline = gpu_memory_used() if sampler else 0.0
         first = len(sampler.samples) if sampler else 0
         start = time.time()
-        argv = [sys.executable, "-m", "scorer.cli", "run", str(pairs), "-m", str(artifact), "-o", str(output)]
+        argv = [sys.executable, "-m", "scorer", "run", str(pairs), "-m", str(artifact), "-o", str(output)]
         run = self.child([*argv, "--precision", self.setup.precision, "--report", str(report), "--no-progress"], name)
         stats = json.loads(report.read_text())
         np.save(self.out / "work" / f"{name}.npy", pq.read_table(output, columns=["score"])["score"].to_numpy())
@@ -405,7 +405,7 @@ class Bench:
         build_model(name, checkpoint)
         self.log(f"{name}: scorer export ({'fp32,fp16' if setup.device == 'cuda' else 'fp32'})")
         precisions = "fp32,fp16" if setup.device == "cuda" else "fp32"
-        exporting = [sys.executable, "-m", "scorer.cli", "export", str(checkpoint), "-o", str(artifact)]
+        exporting = [sys.executable, "-m", "scorer", "export", str(checkpoint), "-o", str(artifact)]
         export_run = self.child([*exporting, "--precisions", precisions, *LOOSE_GATES], f"{name}-export")
         result: dict[str, Any] = {"export_seconds": round(export_run.seconds, 1), "gate": gate_record(artifact, setup)}
         lengths = token_lengths(artifact, pairs)

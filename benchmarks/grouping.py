@@ -202,7 +202,7 @@ def synthetic(pairs: int, seed: int, folder: Path) -> tuple[Path, Path, Path]:
 def scale(pairs: int, work: Path) -> dict[str, Any]:
     """Two nights of `scorer group` on synthetic pairs, each in a fresh process."""
     night_1, night_2, truth = synthetic(pairs, 0, work)
-    command = [sys.executable, "-m", "scorer.cli", "group"]
+    command = [sys.executable, "-m", "scorer", "group"]
     runs = {}
     for name, argv in {
         "night_1": [str(night_1), "-o", str(work / "groups-1.parquet")],

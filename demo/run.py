@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from samples.catalogue import catalogue_records, next_night, sample_pairs, write_splits
-from scorer.cli import Command
+from scorer.main import Command
 from scorer.metrics import classify, ndcg_at_k
 from scorer.paths import check_dir_target
 
@@ -35,7 +35,7 @@ console = Console(width=None if sys.stdout.isatty() else 110)  # logs keep the t
 
 def _scorer(*args: str | Path) -> None:
     """Run a `scorer` command as a user would; stop the demo if it fails."""
-    command = [sys.executable, "-m", "scorer.cli", *map(str, args)]
+    command = [sys.executable, "-m", "scorer", *map(str, args)]
     console.print(f"[bold]$ scorer {' '.join(map(str, args))}[/]")
     if subprocess.run(command, check=False).returncode != 0:
         raise click.ClickException(f"demo step failed: scorer {args[0]}")

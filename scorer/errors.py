@@ -1,6 +1,6 @@
 """Errors the CLI reports without a traceback.
 
-Library code raises these plain exceptions; `scorer.cli` turns them into Click errors at the command line
+Library code raises these plain exceptions; `scorer.main` turns them into Click errors at the command line
 (as `scorer train` does with `train.errors`). Exit status follows Click's convention: 2 for bad input or
 usage, 1 for other failures.
 """

@@ -19,7 +19,7 @@ os.environ.setdefault("SCORER_CACHE_DIR", tempfile.mkdtemp(prefix="scorer-test-c
 
 from builders import tiny_cross_encoder
 
-from scorer.cli import main
+from scorer.main import main
 
 # Tiny random models have no meaningful ranking: their gates only check fp32 parity and finiteness. They serve the
 # plumbing tests (windows, resume, reuse, paths); what auto may pick and how low-precision variants score is tested

@@ -18,8 +18,8 @@ from builders import SMALL, tiny_cross_encoder
 from conftest import invoke, long_pairs_table
 from onnx import numpy_helper
 
+from scorer import cli as run_cli
 from scorer import precision as selection
-from scorer import run_cmd
 from scorer.artifact import Manifest, Variant, load_manifest
 from scorer.errors import InputError
 from scorer.gates import Gates, builtin_pairs, failures
@@ -470,7 +470,7 @@ def test_auto_probes_the_runs_own_first_pairs(
         def take(self, precision: str) -> None:
             seen.append(self.sample())  # what the probe would time, whether or not this artifact needs one
 
-    monkeypatch.setattr(run_cmd, "TimedProbe", Probe)
+    monkeypatch.setattr(run_cli, "TimedProbe", Probe)
     monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
     result = invoke("run", source, "-m", bert[1], "-o", tmp_path / "out.parquet", "--on-null", "null")
     assert result.exit_code == 0, result.output

@@ -320,7 +320,7 @@ def test_embedding_generator_without_torch(tmp_path: Path, tiny_embedder: Path) 
     source = catalogue(tmp_path / "cat.parquet", titles)
     out, report = tmp_path / "pairs.parquet", tmp_path / "r.json"
     code = (
-        "import sys\nfrom scorer.cli import main\n"
+        "import sys\nfrom scorer.main import main\n"
         f"try:\n    main({['candidates', str(source), '-o', str(out), '--id-col', 'sku', '--text-col', 'title', '--k', '2', '--generators', 'embedding', '--embedder', str(tiny_embedder), '--report', str(report)]!r})\n"
         "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -297,7 +297,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, case: str, message
 def test_group_does_not_import_torch(tmp_path: Path) -> None:
     scored = write_scored(tmp_path / "scored.parquet", CHAINED)
     probe = (
-        "import sys; from scorer.cli import main; main(sys.argv[1:], standalone_mode=False); "
+        "import sys; from scorer.main import main; main(sys.argv[1:], standalone_mode=False); "
         "heavy = {'torch', 'transformers', 'sentence_transformers'} & {m.split('.')[0] for m in sys.modules}; "
         "print(sorted(heavy))"
     )

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from conftest import invoke
 
 from scorer.artifact import sha256_file
-from scorer.cli import main
+from scorer.main import main
 from scorer.model import LoadedModel
 from scorer.output import STATE_NAME, staging_dir
 from scorer.reader import open_inputs
@@ -196,7 +196,7 @@ def test_megabyte_texts_score_like_predict_in_bounded_memory(bert: tuple[Path, P
     halves = [text[: 1 << 19] for text in megabyte[::-1]]
     source, output = tmp_path / "huge.parquet", tmp_path / "out.parquet"
     pq.write_table(pa.table({"query": megabyte, "candidate": halves}), source)
-    command = [sys.executable, "-m", "scorer.cli", "run", str(source), "-m", str(bert[1]), "-o", str(output)]
+    command = [sys.executable, "-m", "scorer", "run", str(source), "-m", str(bert[1]), "-o", str(output)]
     command += ["--precision", "fp32"]
     probe = (
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
@@ -460,7 +460,7 @@ def test_more_inputs_than_open_files_allowed(bert: tuple[Path, Path], pairs_file
     for i in range(300):
         pq.write_table(table, shards / f"part-{i:04d}.parquet")
     output = tmp_path / "out.parquet"
-    command = [sys.executable, "-m", "scorer.cli", "run", str(shards), "-m", str(bert[1]), "-o", str(output)]
+    command = [sys.executable, "-m", "scorer", "run", str(shards), "-m", str(bert[1]), "-o", str(output)]
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))

@@ -43,7 +43,7 @@ def _command(source: Path, artifact: Path, output: Path, *extra: str) -> list[st
     return [
         sys.executable,
         "-m",
-        "scorer.cli",
+        "scorer",
         "run",
         str(source),
         "-m",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from scorer.cli import main
+from scorer.main import main
 
 
 def run(*args: str | Path) -> Result:

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from sentence_transformers import SentenceTransformer, models
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from scorer.cli import main
+from scorer.main import main
 from train.embedder.data import product_groups
 from train.embedder.sampler import GroupFreeBatches
 from train.embedder.trainer import MARKER

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from samples.catalogue import listwise_table, pairs_table
-from scorer.cli import main
+from scorer.main import main
 from scorer.precision import cpu_info
 from train import trainer as train_trainer
 from train.config import RunOptions, TrainConfig, choose_recipe

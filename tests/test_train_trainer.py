@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from samples.catalogue import listwise_table, pairs_table
-from scorer.cli import main
+from scorer.main import main
 from scorer.metrics import classify
 from train.config import TrainConfig
 from train.data import read_files

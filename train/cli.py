@@ -107,6 +107,13 @@ def _by_recipe(name: str) -> str:
     help="Pair recipe: weight of a positive pair in the loss. [default: negatives per positive in --train]",
 )
 @click.option(
+    "--augment",
+    type=click.FloatRange(0.0, 1.0),
+    default=OPTIONS.augment,
+    show_default=True,
+    help="Pair recipe: chance that a side of a training pair is read with a span of words deleted or shuffled.",
+)
+@click.option(
     "--bf16/--no-bf16",
     default=OPTIONS.bf16,
     help="bf16 autocast on CPU. [default: on for the pair recipe where the CPU has AMX or AVX512-BF16]",
@@ -141,6 +148,7 @@ def train(
     patience: int,
     both_orders: bool,
     pos_weight: float | None,
+    augment: float,
     bf16: bool | None,
     query_col: str,
     candidate_col: str,
@@ -170,6 +178,7 @@ def train(
         patience=patience,
         both_orders=both_orders,
         pos_weight=pos_weight,
+        augment=augment,
         bf16=bf16,
         query_col=query_col,
         candidate_col=candidate_col,

@@ -57,7 +57,8 @@ class RunOptions:
     """How a run reads, augments, selects and stops (`metrics.json` records them as `options`).
 
     `both_orders`, `pos_weight` (None: negatives / positives of the training pairs),
-    `patience` (epochs without a better eval F1 before stopping) apply to the pair recipe;
+    `patience` (epochs without a better eval F1 before stopping) and `augment` (the chance that
+    a side of a row read is span-augmented, `train.augment`) apply to the pair recipe;
     `bf16` None means on for the pair recipe where the CPU has bf16 instructions;
     `time_budget` (minutes of training) applies to every recipe. The pair columns are
     read as `query` and `candidate`.
@@ -67,6 +68,7 @@ class RunOptions:
     patience: int = 3
     both_orders: bool = True
     pos_weight: float | None = None
+    augment: float = 0.0
     bf16: bool | None = None
     query_col: str = "query"
     candidate_col: str = "candidate"

@@ -63,6 +63,7 @@ from sentence_transformers.util import fullname
 from scorer.precision import cpu_info
 from scorer.record_text import normal
 from scorer.versions import installed_versions
+from train.augment import PairAugmenter
 from train.config import Recipe, RunOptions, TrainConfig, choose_recipe, resolve
 from train.data import RELEVANT, DataFile, as_lists, as_pairs, both_orders, read_files
 from train.errors import BaseModelError
@@ -107,8 +108,10 @@ def _dataset_and_loss(
     if recipe == "bce":
         return datasets.Dataset(pairs), BinaryCrossEntropyLoss(model), "pairs", None
     weight = positive_weight(pairs) if options.pos_weight is None else options.pos_weight
-    rows = both_orders(pairs) if options.both_orders else pairs
-    return datasets.Dataset(rows), BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(weight)), "pairs", weight
+    dataset = datasets.Dataset(both_orders(pairs) if options.both_orders else pairs)
+    if options.augment:
+        dataset.set_transform(PairAugmenter(options.augment, config.seed))
+    return dataset, BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(weight)), "pairs", weight
 
 
 def use_bf16(recipe: Recipe, options: RunOptions, cuda: bool) -> bool:

@@ -1,0 +1,5 @@
+"""`python -m scorer`: the `scorer` command."""
+
+from scorer.main import main
+
+main()
