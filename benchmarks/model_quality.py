@@ -216,6 +216,7 @@ def run_protocol(
     return {
         "protocol": protocol,
         "sources": tables["sources"],
+        "start_from": starting_point(start_from),
         "train_pairs": tables["train"].num_rows,
         "recipe": metrics["recipe"],
         "config": metrics["config"],
@@ -233,6 +234,19 @@ def run_protocol(
         "cpu_seconds": cpu_seconds,
         "precision": run["precision"],
         "cpu": run["cpu"],
+    }
+
+
+def starting_point(checkpoint: Path | None) -> dict[str, Any] | None:
+    """What an intermediate run started from: the checkpoint, its training files and its training wall time
+    (the cost of the model is both runs together)."""
+    if checkpoint is None:
+        return None
+    trained = json.loads((checkpoint / "metrics.json").read_text())["train"]
+    return {
+        "checkpoint": str(checkpoint),
+        "files": [path for path, _ in trained["files"]],
+        "seconds": trained["seconds"],
     }
 
 
@@ -328,6 +342,11 @@ def markdown(report: dict[str, Any]) -> str:
             best = run["best"]["epoch"] if run["best"] else "-"
             per_s = f"{run['pairs_per_s']:.1f}" if run["pairs_per_s"] else "-"
             trained_on = f"{', '.join(run['sources'])}: {run['train_pairs']} pairs"
+            wall = f"{run['seconds'] / 60:.1f} min"
+            if run.get("start_from"):
+                start = run["start_from"]
+                trained_on += f", after `{start['checkpoint']}` ({start['seconds'] / 60:.1f} min of training)"
+                wall = f"{run['seconds'] / 60:.1f} + {start['seconds'] / 60:.1f} min"
             for d, test in sorted(run["tests"].items()):
                 goal = target(protocol, d)
                 anchors = _anchors(d, TRANSFER_ANCHORS if protocol == "leave-one-out" else ANCHORS)
@@ -335,7 +354,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {d} | {columns} | {variant} | {budget} | {trained_on} | {test['f1']:.3f} "
                     f"| {_variant(test.get('variant_f1'), run.get('variant'))} "
                     f"| {test['precision']:.3f} / {test['recall']:.3f} | {run['valid_f1']:.3f} | {run['epochs']:.2f} "
-                    f"| {run['stopped']} | {best} | {per_s} | {run['seconds'] / 60:.1f} min "
+                    f"| {run['stopped']} | {best} | {per_s} | {wall} "
                     f"| {_minutes(run['cpu_seconds'])} | {'-' if goal is None else goal} | {anchors} |"
                 )
         lines.append("")

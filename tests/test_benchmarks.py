@@ -354,6 +354,30 @@ def test_model_quality_ablation_compares_each_run_with_the_recipe_on_titles() ->
     assert rows == ["| abt-buy | records, pairs, 40 min | 0.850 | 0.800 | +0.050 | +0.050 |"]
 
 
+def test_model_quality_counts_an_intermediate_runs_starting_checkpoint(tmp_path: Path) -> None:
+    from benchmarks.model_quality import markdown, starting_point
+
+    start = tmp_path / "joint"
+    start.mkdir()
+    (start / "metrics.json").write_text(
+        json.dumps({"train": {"files": [["j/train.parquet", "pairs"]], "seconds": 2520}})
+    )
+    assert starting_point(None) is None
+    point = starting_point(start)
+    assert point == {"checkpoint": str(start), "files": ["j/train.parquet"], "seconds": 2520}
+    test = {"f1": 0.86, "precision": 0.9, "recall": 0.82}
+    run = {
+        "protocol": "per-dataset", "sources": ["wdc-shoes"], "train_pairs": 4000, "start_from": point,
+        "tests": {"wdc-shoes": test}, "valid_f1": 0.85, "epochs": 2.0, "stopped": "time budget", "best": None,
+        "pairs_per_s": None, "seconds": 600, "cpu_seconds": 590, "command": "python -m benchmarks.model_quality",
+    }  # fmt: skip
+    machine = {"cpu": "a CPU", "logical_cpus": 2}
+    report = {"runs": {"per-dataset/wdc-shoes/titles/pairs+intermediate/10 min": run}, "command": "c", "created": "t"}
+    report["machine"] = machine
+    row = next(line for line in markdown(report).splitlines() if line.startswith("| wdc-shoes"))
+    assert f"after `{start}` (42.0 min of training)" in row and "| 10.0 + 42.0 min |" in row
+
+
 def test_reproduce_runs_every_step_through_existing_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
