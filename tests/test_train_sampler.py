@@ -1,12 +1,20 @@
-"""Length-grouped batches: every row once per epoch, seeded order, less padding."""
+"""Length-grouped batches: every row once per epoch, seeded order, less padding, used unless turned off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from builders import tiny_cross_encoder
 
 from samples.catalogue import listwise_table, pairs_table
+from train.config import RunOptions, TrainConfig
 from train.sampler import LengthGroupedBatchSampler, text_lengths
+from train.trainer import train
 
 
 def batches(dataset: datasets.Dataset, seed: int = 0, epoch: int = 0, drop_last: bool = False) -> list[list[int]]:
@@ -46,3 +54,26 @@ def test_lists_are_measured_by_their_longest_document() -> None:
     dataset = datasets.Dataset(table)
     expected = [len(q) + max(map(len, d)) for q, d in zip(table["query"].to_pylist(), table["documents"].to_pylist())]
     assert text_lengths(dataset).tolist() == expected
+
+
+def test_training_uses_the_grouped_batches_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
+    drawn: list[int] = []
+    grouped_iter = LengthGroupedBatchSampler.__iter__
+
+    def watched(self: LengthGroupedBatchSampler) -> Iterator[list[int]]:
+        for batch in grouped_iter(self):
+            drawn.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(LengthGroupedBatchSampler, "__iter__", watched)
+    pairs = tmp_path / "pairs.parquet"
+    pq.write_table(pairs_table(64, seed=3), pairs)
+    config = TrainConfig(base_model=str(tiny_cross_encoder("bert", tmp_path / "bert")), batch_size=16, max_steps=3)
+    train([pairs], tmp_path / "grouped", config, progress=False, options=RunOptions(bf16=False))
+    assert drawn[:3] == [16, 16, 16]
+    drawn.clear()
+    options = RunOptions(bf16=False, length_grouped=False)
+    metrics = train([pairs], tmp_path / "random", config, progress=False, options=options)
+    assert drawn == [] and metrics["train"]["steps"] == 3 and metrics["options"]["length_grouped"] is False

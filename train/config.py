@@ -60,6 +60,7 @@ class RunOptions:
     `patience` (epochs without a better eval F1 before stopping) and `augment` (the chance that
     a side of a row read is span-augmented, `train.augment`) apply to the pair recipe;
     `bf16` None means on for the pair recipe where the CPU has bf16 instructions;
+    `length_grouped` batches rows of similar length (`train.sampler`), else random batches;
     `time_budget` (minutes of training) applies to every recipe. The pair columns are
     read as `query` and `candidate`.
     """
@@ -70,6 +71,7 @@ class RunOptions:
     pos_weight: float | None = None
     augment: float = 0.0
     bf16: bool | None = None
+    length_grouped: bool = True
     query_col: str = "query"
     candidate_col: str = "candidate"
 

@@ -9,8 +9,8 @@ The recipe follows the training data (`train.config.choose_recipe`):
 - listwise: the seed recipe, LambdaLoss with the NDCGLoss2++ scheme, lr 2e-5, 1 epoch,
   batch 8 lists; `loss="bce"` runs plain BCE with the same settings.
 
-All warm up over 0.1 (of the first epoch in the pair recipe, of the run otherwise), use 256 tokens per pair, batches of rows of similar length
-(`train.sampler`), and stop at `RunOptions.time_budget`. On CUDA they train in fp16
+All warm up over 0.1 (of the first epoch in the pair recipe, of the run otherwise), use 256 tokens per pair, batches
+of rows of similar length (`train.sampler`; `RunOptions.length_grouped`), and stop at `RunOptions.time_budget`. On CUDA they train in fp16
 with gradient checkpointing; the seed recipes train in fp32 on CPU, deterministic for a
 given seed.
 
@@ -48,6 +48,7 @@ import datasets
 import pyarrow as pa
 import torch
 import transformers
+from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.cross_encoder import (
     CrossEncoder,
     CrossEncoderTrainer,
@@ -148,7 +149,7 @@ class _Trainer(CrossEncoderTrainer):
 
 
 def _arguments(
-    config: TrainConfig, scratch: str, cuda: bool, warmup: int, progress: bool
+    config: TrainConfig, scratch: str, cuda: bool, warmup: int, progress: bool, length_grouped: bool
 ) -> CrossEncoderTrainingArguments:
     return CrossEncoderTrainingArguments(
         output_dir=scratch,
@@ -161,7 +162,7 @@ def _arguments(
         fp16=cuda,
         gradient_checkpointing=cuda,
         dataloader_pin_memory=cuda,
-        batch_sampler=LengthGroupedBatchSampler,
+        batch_sampler=LengthGroupedBatchSampler if length_grouped else BatchSamplers.BATCH_SAMPLER,
         seed=config.seed,
         data_seed=config.seed,
         save_strategy="no",
@@ -235,7 +236,7 @@ def fit(
     with tempfile.TemporaryDirectory() as scratch:
         trainer = _Trainer(
             model=model,
-            args=_arguments(config, scratch, cuda, warmup, progress),
+            args=_arguments(config, scratch, cuda, warmup, progress, options.length_grouped),
             train_dataset=dataset,
             loss=loss,
             callbacks=[selection],
