@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import LOOSE_GATES, invoke, long_pairs_table
+from conftest import LOOSE_GATES, artifact_copy, edit_manifest, invoke, long_pairs_table
 from onnx import numpy_helper
 
 from scorer.artifact import load_manifest, sha256_file
@@ -108,6 +108,21 @@ def test_verify_passes_then_catches_a_broken_variant(
     assert "FAIL" in drift.output and "fp32" in drift.output
 
 
+def test_verify_takes_the_reference_settings_from_the_checkpoint(
+    bert: tuple[Path, Path], calibration_file: Path, tmp_path: Path
+) -> None:
+    """A manifest edited to max_length 8, with a tokenizer that carries no truncation of its own (as artifacts
+    exported before the tokenizer recorded it): verify must compare against predict at the checkpoint's length."""
+    artifact = artifact_copy(bert, tmp_path)
+    tokenizer = json.loads((artifact / "tokenizer.json").read_text())
+    tokenizer["truncation"] = None
+    (artifact / "tokenizer.json").write_text(json.dumps(tokenizer))
+    digest = sha256_file(artifact / "tokenizer.json")
+    edit_manifest(artifact, lambda m: m.update(max_length=8, tokenizer_sha256=digest))
+    result = invoke("verify", artifact, "--checkpoint", bert[0], "--calibration", calibration_file)
+    assert result.exit_code == 1 and "parity gate failed" in result.output
+
+
 def test_unknown_precision_is_a_usage_error(bert: tuple[Path, Path], tmp_path: Path) -> None:
     result = invoke("export", bert[0], "-o", tmp_path / "a", "--precisions", "fp32,int4")
     assert result.exit_code == 2 and "int4" in result.output
@@ -145,15 +160,3 @@ def test_an_int8_gate_that_nothing_passes_tries_every_recipe(bert: tuple[Path, P
         "per-token activations, layers kept fp32: 0 (feed-forward MatMuls only)",
         "per-token activations, layers kept fp32: 0",  # 2 layers: up to half kept in fp32
     ]
-
-
-def test_each_exported_variant_is_its_registry_entry(bert: tuple[Path, Path]) -> None:
-    from scorer.artifact import load_manifest
-    from scorer.variants import VARIANTS
-
-    manifest = load_manifest(bert[1])
-    assert {"fp32", "int8"} <= set(manifest.variants)
-    for precision, variant in manifest.variants.items():
-        entry = VARIANTS[precision]
-        assert variant.file == entry.file and (bert[1] / variant.file).is_file()
-        assert variant.recipe.get("runtime", "onnxruntime") == entry.runtime

@@ -1,11 +1,9 @@
-"""The CUDA path's CPU-testable parts: provider options, token budgets, multiple-of-8 padding, ordered and
-bounded prefetch, IOBinding, the gate's device record, and the GPU benchmark's smoke run on the CPU."""
+"""The CUDA path's CPU-testable parts: provider options, IOBinding and CUDA batching on a CPU session, the run's
+provider report, the gate's device record, and the GPU benchmark's smoke run on the CPU."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,11 +13,9 @@ import pytest
 from conftest import invoke
 
 from scorer import session
-from scorer.batching import CPU_PROFILE, CUDA_PROFILE, pad_batch, plan_batches, profile_for
+from scorer.batching import CPU_PROFILE, CUDA_PROFILE
 from scorer.errors import InputError
 from scorer.model import LoadedModel
-from scorer.prefetch import prefetched
-from scorer.runner import MAX_PREFETCH_WORKERS, prefetch_workers
 from scorer.session import CPU, CUDA
 
 
@@ -63,106 +59,6 @@ def test_gpu_name_follows_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) 
     assert asked[0][1:3] == ["-i", "5"]
     monkeypatch.setattr(session.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError()))
     assert session.gpu_name() is None
-
-
-def test_token_budgets_by_provider() -> None:
-    assert profile_for(CPU) == CPU_PROFILE and profile_for("OpenVINO CPU bf16") == CPU_PROFILE
-    assert profile_for(CUDA) == CUDA_PROFILE
-    assert (CPU_PROFILE.batch_tokens, CPU_PROFILE.multiple, CPU_PROFILE.max_rows) == (8192, 1, 64)
-    assert (CUDA_PROFILE.batch_tokens, CUDA_PROFILE.multiple, CUDA_PROFILE.max_rows) == (65536, 8, 8192)
-    assert CUDA_PROFILE.window_rows == 16384 and CPU_PROFILE.window_rows == 4096
-    # 3000 title-like pairs of 20-40 tokens: one CUDA batch of the whole window, 47 CPU batches of <= 64 rows
-    lengths = np.random.default_rng(0).integers(20, 41, 3000)
-    cuda = plan_batches(lengths, CUDA_PROFILE.batch_tokens, CUDA_PROFILE.multiple, CUDA_PROFILE.max_rows)
-    cpu = plan_batches(lengths, CPU_PROFILE.batch_tokens, CPU_PROFILE.multiple, CPU_PROFILE.max_rows)
-    assert [len(b.rows) for b in cuda] == [1638, 1362]  # 65536 // 40 rows, then the rest padded to 32
-    assert [b.padded_length for b in cuda] == [40, 32]
-    assert len(cpu) == 47 and max(len(b.rows) for b in cpu) == 64
-    assert prefetch_workers(CPU) == 1
-    assert 1 <= prefetch_workers(CUDA) <= MAX_PREFETCH_WORKERS
-
-
-def test_multiple_of_8_padding_keeps_tokens() -> None:
-    rng = np.random.default_rng(1)
-    lengths = rng.integers(3, 60, 500)
-    ids = [rng.integers(1000, 2000, n) for n in lengths]
-    type_ids = [np.r_[np.zeros(n // 2, np.int64), np.ones(n - n // 2, np.int64)] for n in lengths]
-    batches = plan_batches(lengths, 4096, multiple=8, max_rows=8192)
-    assert all(b.padded_length % 8 == 0 for b in batches)
-    assert sorted(np.concatenate([b.rows for b in batches]).tolist()) == list(range(500))
-    for batch in batches:
-        feeds = pad_batch(ids, type_ids, batch, pad_id=0)
-        assert feeds["input_ids"].shape == (len(batch.rows), batch.padded_length)
-        assert batch.padded_length - 8 < lengths[batch.rows].max() <= batch.padded_length
-        for i, row in enumerate(batch.rows):
-            n = lengths[row]
-            assert feeds["input_ids"][i, :n].tolist() == ids[row].tolist()
-            assert feeds["token_type_ids"][i, :n].tolist() == type_ids[row].tolist()
-            assert feeds["attention_mask"][i].sum() == n and not feeds["input_ids"][i, n:].any()
-
-
-def test_prefetch_keeps_order_with_slow_early_items() -> None:
-    def work(i: int) -> int:
-        time.sleep(0.02 if i % 3 == 0 else 0.0)  # early items finish last
-        return i * i
-
-    with prefetched(range(40), work, workers=4, depth=5) as results:
-        assert list(results) == [i * i for i in range(40)]
-
-
-def test_prefetch_is_bounded() -> None:
-    started, consumed, most_ahead = [], [], [0]
-    lock = threading.Lock()
-
-    def work(i: int) -> int:
-        with lock:
-            started.append(i)
-            most_ahead[0] = max(most_ahead[0], len(started) - len(consumed))
-        return i
-
-    with prefetched(range(100), work, workers=3, depth=4) as results:
-        for item in results:
-            time.sleep(0.002)  # a slow consumer: the feeder runs ahead as far as it may
-            consumed.append(item)
-    assert consumed == list(range(100))
-    # depth futures queued + one submitted while the feeder waits to queue it + the one being consumed
-    assert 4 <= most_ahead[0] <= 4 + 2
-
-
-def test_prefetch_propagates_errors_in_order() -> None:
-    def work(i: int) -> int:
-        if i == 7:
-            raise InputError("pairs.parquet: column 'query', row 7: null text")
-        return i
-
-    seen = []
-    with (
-        pytest.raises(InputError, match=r"^pairs.parquet: column 'query', row 7: null text$"),
-        prefetched(range(20), work, workers=3, depth=3) as results,
-    ):
-        seen.extend(results)
-    assert seen == list(range(7))
-
-    def source():
-        yield from range(5)
-        raise InputError("pairs.parquet: corrupt Parquet data near row 5")
-
-    seen.clear()
-    with (
-        pytest.raises(InputError, match="near row 5"),
-        prefetched(source(), lambda i: i, workers=2, depth=2) as results,
-    ):
-        seen.extend(results)
-    assert seen == list(range(5))
-
-
-def test_prefetch_stops_its_threads_when_the_consumer_leaves() -> None:
-    before = threading.active_count()
-    with prefetched(iter(range(10_000)), lambda i: i, workers=4, depth=8) as results:
-        assert next(results) == 0
-    assert threading.active_count() == before
-    with pytest.raises(ValueError, match="at least 1"), prefetched(range(3), lambda i: i, workers=0):
-        pass
 
 
 def test_iobinding_path_matches_plain_run(bert: tuple[Path, Path], calibration_file: Path) -> None:

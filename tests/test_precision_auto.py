@@ -1,5 +1,5 @@
-"""OpenVINO on the artifact's fp32 file, in bf16 and in f32 (`fp32-openvino`), and on its int8-weight graph
-(`int8-openvino`): gates, parity with fp32, and `--precision auto`."""
+"""`--precision auto` (`scorer.precision`): the choice among gated variants, its cache, the CPU's flags, the timed
+probe, and what a run reports."""
 
 from __future__ import annotations
 
@@ -14,37 +14,20 @@ import onnx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from builders import SMALL, tiny_cross_encoder
-from conftest import invoke, long_pairs_table
-from onnx import numpy_helper
+from conftest import AVX2_CPU, invoke, long_pairs_table, needs_bf16, needs_openvino
 
 from scorer import cli as run_cli
 from scorer import precision as selection
-from scorer.artifact import Manifest, Variant, load_manifest
-from scorer.errors import InputError
-from scorer.gates import Gates, builtin_pairs, failures
-from scorer.metrics import decision_flips
+from scorer.artifact import Manifest, Variant, load_manifest, sha256_file
+from scorer.gates import Gates
 from scorer.model import LoadedModel
-from scorer.openvino_backend import openvino_available
-from scorer.precision import Choice, CpuInfo, ProbeResult, choose, choose_cpu, cpu_info
+from scorer.precision import Choice, CpuInfo, ProbeResult, choose_cpu, cpu_info
 from scorer.tokenize import EncodedPairs
 
-HERE = cpu_info()
-needs_bf16 = pytest.mark.skipif(
-    not (HERE.has_bf16 and openvino_available()),
-    reason="bf16 is not built here: "
-    + (
-        "the openvino package is not installed"
-        if not openvino_available()
-        else f"needs the CPU flag avx512_bf16 or amx_bf16, which {HERE.model} lacks"
-    ),
-)
-needs_openvino = pytest.mark.skipif(not openvino_available(), reason="the openvino package is not installed")
 BF16_CPU = CpuInfo("Test CPU with bf16", frozenset({"avx2", "avx512_bf16"}))
-AVX2_CPU = CpuInfo("Test CPU, AVX2 only", frozenset({"avx2"}))
 
 
-# Selection logic, with a fake probe ----------------------------------------------------------------------
+# The choice, with a fake probe --------------------------------------------------------------------------------------
 
 
 FIGURES = {"pairs": 256, "spearman": 0.999, "flips": 0}
@@ -88,12 +71,6 @@ def _manifest(gates: dict[str, bool]) -> Manifest:
         for p, ok in gates.items()
     }
     return Manifest("sigmoid", 256, ["input_ids"], "tokenizer.json", "0" * 64, 0, variants)
-
-
-@pytest.fixture
-def with_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Selection tests do not depend on whether openvino is installed here."""
-    monkeypatch.setattr(selection, "openvino_available", lambda: True)
 
 
 RATES = {"fp32": 100.0, "int8": 150.0, "fp16": 900.0, "bf16": 300.0, "fp32-openvino": 126.0, "int8-openvino": 420.0}
@@ -239,15 +216,6 @@ def test_int8_openvino_is_refused_for_shapes_openvino_gets_wrong(with_openvino: 
     assert choose_cpu(manifest, "k2", BF16_CPU, FakeProbe(RATES), tmp_path / "c").precision == "int8-openvino"
 
 
-def test_int8_openvino_is_held_to_the_int8_gate() -> None:
-    parity = {"all_finite": True, "max_abs_diff": 0.05, "spearman": 0.995, "flips": 6, "flip_rate": 0.006}
-    assert failures("int8-openvino", parity, Gates()) == ["6 decision flips at 0.5 (0.60% > 0.50%)"]
-    assert failures("int8-openvino", {**parity, "flips": 4, "flip_rate": 0.004}, Gates()) == []
-    assert failures("int8-openvino", {**parity, "spearman": 0.98, "flips": 0, "flip_rate": 0.0}, Gates()) == [
-        "spearman 0.9800 < 0.99"
-    ]
-
-
 def test_a_single_candidate_needs_no_probe(with_openvino: None, tmp_path: Path) -> None:
     choice = choose_cpu(_manifest({"fp32": True, "bf16": False}), "k", BF16_CPU, FakeProbe({}), tmp_path / "c")
     assert choice == Choice("auto", "fp32", choice.reason, {}, BF16_CPU.describe(), usable=["fp32"])
@@ -264,74 +232,7 @@ def test_cpu_info_reads_model_and_flags(tmp_path: Path) -> None:
     assert not cpu_info(tmp_path / "absent").has_bf16
 
 
-# The gates of the OpenVINO variants on this CPU, on a small model under the default gates -----------------------
-# Whether a variant passes depends on this CPU's kernels: each test asserts what must hold either way (the verdict
-# follows the gate's rule, a rerun reproduces it, auto and --precision respect it), never a pass by luck.
-
-
-@pytest.fixture(scope="module")
-def spread(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, artifact with every CPU variant) of a small BERT (hidden 128: shapes OpenVINO's int8 kernels
-    handle) whose scores spread, exported under the default gates on the built-in gate pairs: what `auto` may
-    pick here is what those gates let through on this CPU, never a loosened test gate."""
-    root = tmp_path_factory.mktemp("spread")
-    checkpoint = tiny_cross_encoder("bert", root / "checkpoint", size=SMALL)
-    artifact = root / "artifact"
-    result = invoke("export", checkpoint, "-o", artifact, "--precisions", "fp32,int8,bf16,fp32-openvino,int8-openvino")
-    assert result.exit_code == 0, result.output
-    return checkpoint, artifact
-
-
-def _verdict_follows_the_rule(precision: str, manifest: Manifest) -> dict[str, Any]:
-    parity = manifest.variants[precision].parity
-    assert parity["failures"] == failures(precision, parity, Gates.from_dict(manifest.gates))
-    assert parity["passed"] == (parity["failures"] == [])
-    return parity
-
-
-def test_the_gate_sees_long_records_and_the_manifest_says_so(spread: tuple[Path, Path]) -> None:
-    lengths = load_manifest(spread[1]).source["calibration_lengths"]
-    assert lengths["pairs"] == 1000 and lengths["tokens_max"] == 256 and lengths["tokens_p50"] < 64
-    assert 0.2 <= lengths["over_128"] <= 0.4 and 0 < lengths["truncated"] < 0.01
-
-
-@needs_bf16
-def test_export_gates_bf16_on_this_cpu(spread: tuple[Path, Path]) -> None:
-    manifest = load_manifest(spread[1])
-    bf16, fp32 = manifest.variants["bf16"], manifest.variants["fp32"]
-    assert (bf16.file, bf16.sha256) == (fp32.file, fp32.sha256)  # no second file
-    assert bf16.recipe["runtime"] == "openvino" and bf16.recipe["inference_precision"] == "bf16"
-    parity = _verdict_follows_the_rule("bf16", manifest)
-    assert parity["pairs"] == 1000 and parity["runtime"] == "OpenVINO CPU bf16" and parity["all_finite"]
-    assert 1e-4 < parity["max_abs_diff"] < 0.1  # really bf16: f32 would differ by ~1e-7
-    assert parity["cpu"]["model"] == HERE.model and {"avx512_bf16", "amx_bf16"} & set(parity["cpu"]["flags"])
-    assert manifest.versions["openvino"] == "2026.4.1" and manifest.gates["bf16_max_flip_rate"] == 0.005
-
-
-@needs_bf16
-def test_verify_rechecks_the_openvino_variants_on_this_machine(spread: tuple[Path, Path]) -> None:
-    checkpoint, artifact = spread
-    manifest = load_manifest(artifact)
-    ok = invoke("verify", artifact, "--checkpoint", checkpoint)  # the export's pairs: the same verdicts
-    assert ok.exit_code == 0, ok.output
-    assert "bf16" in ok.output and HERE.model in ok.output
-    strict = invoke("verify", artifact, "--checkpoint", checkpoint, "--bf16-max-flip-rate", "-1")
-    if manifest.variants["bf16"].parity["passed"]:
-        assert strict.exit_code == 1 and "parity gate failed: bf16" in strict.output
-    else:  # a variant that failed at export is not a regression
-        assert strict.exit_code == 0 and "FAIL" in strict.output
-
-
-def test_verify_skips_bf16_on_a_cpu_without_it(
-    spread: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import export.cli
-
-    artifact = _with_bf16(spread, tmp_path, passed=True)
-    monkeypatch.setattr(export.cli, "cpu_info", lambda: AVX2_CPU)
-    result = invoke("verify", artifact, "--checkpoint", spread[0])
-    assert result.exit_code == 0, result.output
-    assert "skipped" in result.output and "Test CPU, AVX2 only" in result.output
+# What a run chooses, reports and probes -----------------------------------------------------------------------------
 
 
 @needs_bf16
@@ -361,101 +262,6 @@ def test_run_auto_reports_its_choice_and_caches_it_outside_the_artifact(
     ]
 
 
-def _with_bf16(spread: tuple[Path, Path], tmp_path: Path, passed: bool) -> Path:
-    """A copy of the spread artifact whose manifest holds a bf16 variant with the given verdict (any CPU)."""
-    artifact = tmp_path / "artifact"
-    shutil.copytree(spread[1], artifact)
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    recipe = {"runtime": "openvino", "inference_precision": "bf16"}
-    parity = {"passed": passed, "failures": [] if passed else ["spearman 0.9 < 0.99"]}
-    manifest["variants"]["bf16"] = {**manifest["variants"]["fp32"], "recipe": recipe, "parity": parity}
-    (artifact / "manifest.json").write_text(json.dumps(manifest))
-    return artifact
-
-
-def test_explicit_precision_of_a_failed_variant_is_refused(spread: tuple[Path, Path], tmp_path: Path) -> None:
-    artifact = _with_bf16(spread, tmp_path, passed=False)
-    with pytest.raises(InputError, match="failed its gate at export"):
-        choose("bf16", artifact)
-    assert choose("fp32", artifact).reason == "--precision given"
-
-
-def test_explicit_bf16_is_refused_on_a_cpu_without_bf16(
-    spread: tuple[Path, Path], tmp_path: Path, with_openvino: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    artifact = _with_bf16(spread, tmp_path, passed=True)
-    monkeypatch.setattr(selection, "cpu_info", lambda: AVX2_CPU)
-    with pytest.raises(InputError, match=r"--precision bf16: this CPU \(Test CPU, AVX2 only\) has no bf16"):
-        choose("bf16", artifact)
-
-
-@needs_openvino
-def test_explicit_openvino_variant_gated_on_another_cpu_warns(spread: tuple[Path, Path], tmp_path: Path) -> None:
-    artifact = tmp_path / "artifact"
-    shutil.copytree(spread[1], artifact)
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    manifest["variants"]["fp32-openvino"]["parity"]["cpu"]["model"] = "Another CPU"
-    (artifact / "manifest.json").write_text(json.dumps(manifest))
-    reason = choose("fp32-openvino", artifact).reason
-    assert reason.startswith("--precision given; warning: fp32-openvino was gated on Another CPU, not on this CPU")
-    assert choose("fp32-openvino", spread[1]).reason == "--precision given"
-
-
-@needs_openvino
-def test_timed_probe_regates_a_variant_on_the_builtin_gate_pairs(spread: tuple[Path, Path]) -> None:
-    probe = selection.TimedProbe(spread[1], None, selection.synthetic_pairs)
-    verdict = probe.regate("fp32-openvino")
-    assert verdict["pairs"] == 1000 and verdict["failures"] == [] and verdict["max_abs_diff"] < 1e-4
-
-
-@needs_openvino
-def test_openvino_f32_is_gated_like_fp32_and_scores_like_it(spread: tuple[Path, Path]) -> None:
-    manifest = load_manifest(spread[1])
-    variant, fp32 = manifest.variants["fp32-openvino"], manifest.variants["fp32"]
-    assert (variant.file, variant.sha256) == (fp32.file, fp32.sha256)  # no second file
-    assert variant.recipe == {"runtime": "openvino", "inference_precision": "fp32"}
-    assert variant.parity["passed"] and variant.parity["runtime"] == "OpenVINO CPU fp32"
-    assert variant.parity["max_abs_diff"] < manifest.gates["fp32_max_abs_diff"]
-    table = long_pairs_table()
-    queries, candidates = table["query"].to_pylist(), table["candidate"].to_pylist()
-    reference = LoadedModel.load(spread[1], "fp32").score(queries, candidates)
-    scores = LoadedModel.load(spread[1], "fp32-openvino").score(queries, candidates)
-    assert np.abs(scores - reference).max() < 1e-5 and decision_flips(reference, scores, 0.5) == 0
-
-
-@needs_openvino
-def test_int8_openvino_has_int8_weights_and_follows_its_gate(spread: tuple[Path, Path]) -> None:
-    manifest = load_manifest(spread[1])
-    variant = manifest.variants["int8-openvino"]
-    assert variant.file == "model.int8-openvino.onnx" and variant.parity["pairs"] == 1000
-    assert variant.recipe["quantization_group"] == SMALL["hidden_size"] and variant.recipe["rounding"] == "gptq"
-    assert variant.recipe["int8_weight_shapes"] == [[128, 128], [128, 256], [256, 128]]
-    assert variant.recipe["inference_precision"] == ("bf16" if HERE.has_bf16 else "fp32")
-    graph = onnx.load(str(spread[1] / variant.file)).graph
-    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    dequantized = {
-        node.output[0]: constants[node.input[0]] for node in graph.node if node.op_type == "DequantizeLinear"
-    }
-    matmuls = [node for node in graph.node if node.op_type == "MatMul"]
-    assert not [node.name for node in matmuls if node.input[1] in constants]  # no fp32 weight left
-    weights = [dequantized[node.input[1]] for node in matmuls if node.input[1] in dequantized]
-    assert len(weights) == 2 * 6  # q, k, v, attention out, FFN in and out per layer
-    assert all(w.dtype == np.int8 and np.abs(w).max() <= 127 for w in weights)
-    assert max(int(np.abs(w).max()) for w in weights) > 63  # 8-bit grid, not the ONNX Runtime recipe's 7 bits
-    parity = _verdict_follows_the_rule("int8-openvino", manifest)
-    queries, candidates = builtin_pairs()
-    model = LoadedModel.load(spread[1], "int8-openvino")
-    scores = model.score(queries, candidates)
-    assert np.array_equal(model.score(queries, candidates), scores)  # same batches, same bits
-    if not parity["passed"]:
-        with pytest.raises(InputError, match="failed its gate at export"):
-            choose("int8-openvino", spread[1])
-
-
-def test_int8_openvino_is_not_kept_for_a_hidden_size_openvino_gets_wrong(bert: tuple[Path, Path]) -> None:
-    assert "int8-openvino" not in load_manifest(bert[1]).variants  # hidden 32: (32, 32) weights
-
-
 def test_auto_probes_the_runs_own_first_pairs(
     bert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -477,6 +283,47 @@ def test_auto_probes_the_runs_own_first_pairs(
     (queries, others), *_ = seen
     assert len(queries) == selection.PROBE_PAIRS == 256  # the first 256 pairs without a null text
     assert queries == table["query"].to_pylist()[1:257] and others == table["candidate"].to_pylist()[1:257]
+
+
+def test_auto_never_picks_a_fast_variant_that_scores_wrong(
+    bert: tuple[Path, Path], pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An artifact whose int8 graph passed its gate but scores wrong here (its logit negated): auto checks it
+    against fp32 on the run's first pairs, leaves it out, says so, and scores with fp32."""
+    artifact = tmp_path / "artifact"
+    shutil.copytree(bert[1], artifact)
+    model = onnx.load(str(artifact / "model.int8.onnx"))
+    output = model.graph.output[0]
+    negated = f"{output.name}_before_negation"
+    for node in model.graph.node:
+        node.output[:] = [negated if name == output.name else name for name in node.output]
+    model.graph.node.append(onnx.helper.make_node("Neg", [negated], [output.name]))
+    onnx.save(model, str(artifact / "model.int8.onnx"))
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["gates"] = Gates().to_dict()  # the default gates, not the tiny fixture's loosened ones
+    manifest["variants"] = {p: v for p, v in manifest["variants"].items() if p in ("fp32", "int8")}
+    manifest["variants"]["int8"]["sha256"] = sha256_file(artifact / "model.int8.onnx")
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    output_path, report = tmp_path / "scores.parquet", tmp_path / "report.json"
+    result = invoke("run", pairs_file, "-m", artifact, "-o", output_path, "--report", report)
+    assert result.exit_code == 0, result.output
+    choice = json.loads(report.read_text())["precision_choice"]
+    assert choice["precision"] == "fp32" and choice["agreement"]["int8"]["spearman"] < -0.9
+    assert "int8 left out: disagrees with fp32 on the run's first pairs" in result.output
+    table = pq.read_table(pairs_file)
+    expected = LoadedModel.load(artifact, "fp32").score(table["query"].to_pylist(), table["candidate"].to_pylist())
+    assert np.array_equal(pq.read_table(output_path)["score"].to_numpy(), expected)
+
+
+# The timed probe ----------------------------------------------------------------------------------------------------
+
+
+@needs_openvino
+def test_timed_probe_regates_a_variant_on_the_builtin_gate_pairs(spread: tuple[Path, Path]) -> None:
+    probe = selection.TimedProbe(spread[1], None, selection.synthetic_pairs)
+    verdict = probe.regate("fp32-openvino")
+    assert verdict["pairs"] == 1000 and verdict["failures"] == [] and verdict["max_abs_diff"] < 1e-4
 
 
 def test_timed_probe_hands_the_winner_to_the_run(bert: tuple[Path, Path]) -> None:
