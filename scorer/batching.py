@@ -77,17 +77,21 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, multiple: int = 1, max_
     return batches
 
 
-def pad_batch(ids: list[np.ndarray], type_ids: list[np.ndarray], batch: Batch, pad_id: int) -> dict[str, np.ndarray]:
+def pad_batch(
+    ids: list[np.ndarray], type_ids: list[np.ndarray] | None, batch: Batch, pad_id: int
+) -> dict[str, np.ndarray]:
     """Right-padded `input_ids`, `attention_mask` and `token_type_ids` (int64) for one batch, filled through
     one mask (row-major order keeps each row's tokens together): 1.4-4x faster than row by row on 2000-row
-    GPU batches, within noise of it on the CPU's 64-row ones (AMD EPYC, loaded machine)."""
+    GPU batches, within noise of it on the CPU's 64-row ones (AMD EPYC, loaded machine). `type_ids` None
+    (single texts, as the blocking embedder encodes) gives zeros."""
     lengths = np.fromiter((len(ids[row]) for row in batch.rows), np.int64, len(batch.rows))
     mask = np.arange(batch.padded_length) < lengths[:, None]
     input_ids = np.full(mask.shape, pad_id, dtype=np.int64)
     token_type_ids = np.zeros(mask.shape, dtype=np.int64)
     if len(batch.rows):
         input_ids[mask] = np.concatenate([ids[row] for row in batch.rows])
-        token_type_ids[mask] = np.concatenate([type_ids[row] for row in batch.rows])
+        if type_ids is not None:
+            token_type_ids[mask] = np.concatenate([type_ids[row] for row in batch.rows])
     return {"input_ids": input_ids, "attention_mask": mask.astype(np.int64), "token_type_ids": token_type_ids}
 
 

@@ -155,14 +155,19 @@ class OnnxModel:
         device = "cuda" if provider == CUDA else None
         return cls(session, provider, [i.name for i in session.get_inputs()], device)
 
-    def logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Run one batch; returns one float32 logit per row."""
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one batch; returns the model's first output as float32 (a cross-encoder's logits, an embedder's
+        token states). Feeds the model does not take are left out (not every encoder has `token_type_ids`)."""
         inputs = {name: feeds[name] for name in self.input_names}
         if self.device is not None:
             out: Any = self._bound_run(inputs, self.device)
         else:
-            (out,) = self.session.run(None, inputs)
-        return np.asarray(out, dtype=np.float32).reshape(len(feeds["input_ids"]), -1)[:, 0]
+            out = self.session.run(None, inputs)[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one batch; returns one float32 logit per row."""
+        return self.run(feeds).reshape(len(feeds["input_ids"]), -1)[:, 0]
 
     def _bound_run(self, inputs: dict[str, np.ndarray], device: str) -> np.ndarray:
         """IOBinding: inputs copied to `device` as OrtValues, the output allocated there and copied back once."""

@@ -1,8 +1,9 @@
-"""A bi-encoder run through ONNX Runtime: texts -> L2-normalised mean-pooled embeddings (no torch).
+"""A bi-encoder run through ONNX Runtime: texts -> L2-normalised mean- or CLS-pooled embeddings (no torch).
 
 An embedder directory holds `model.onnx` (token states out), `tokenizer.json` and `embedder.json`
-(written by `export.embedder`). Texts are tokenized a window at a time, sorted by
-length and cut into batches by a token budget, so padding stays small and memory stays flat.
+(written by `export.embedder`). Texts are tokenized a window at a time; the scorer's runtime does the rest
+(`scorer.session` opens the model, `scorer.batching` plans and pads the batches, so padding stays small and
+memory flat); only the pooling is the embedder's own.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from scorer.artifact import MAX_LENGTH_LIMIT, sha256_file
+from scorer.batching import pad_batch, plan_for, profile_for
 from scorer.errors import InputError
 from scorer.paths import cache_dir
-from scorer.session import session_options
+from scorer.session import CPU, OnnxModel
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST = "embedder.json"
 MAX_LENGTH = 64  # titles: longer texts are truncated
 WINDOW = 8192  # texts tokenized and sorted together
-BATCH_TOKENS = 4096  # padded tokens per batch
 POOLINGS = ("mean", "cls")
 DEFAULT_NAME = "all-MiniLM-L6-v2"
 
@@ -90,7 +90,8 @@ class EncodeStats:
 
 
 class Embedder:
-    """An ONNX sentence embedder. `encode` returns float32 rows of unit length."""
+    """An ONNX sentence embedder on the CPU, through the scorer's session, batching and padding.
+    `encode` returns float32 rows of unit length."""
 
     def __init__(self, directory: Path, threads: int | None = None) -> None:
         if not is_embedder_dir(directory):
@@ -98,30 +99,22 @@ class Embedder:
                 f"{directory}: not an embedder directory (needs {MODEL_FILE}, {TOKENIZER_FILE}, {MANIFEST})"
             )
         self.manifest = load_manifest(directory)
-        self.session = ort.InferenceSession(
-            str(directory / MODEL_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.model = OnnxModel.load(directory / MODEL_FILE, CPU, threads)
         self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        self.pad_id = int((self.tokenizer.padding or {}).get("pad_id", 0))  # as tokenizer.json records it; else 0
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(self.manifest.get("max_length", MAX_LENGTH)))
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.dim = int(self.model.session.get_outputs()[0].shape[-1])
         self.pooling = self.manifest["pooling"]
         self.stats = EncodeStats()
 
-    def _run(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(row) for row in ids)
-        input_ids = np.zeros((len(ids), width), dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, tokens in enumerate(ids):
-            input_ids[row, : len(tokens)] = tokens
-            mask[row, : len(tokens)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        (states,) = self.session.run(None, {name: feeds[name] for name in self.input_names})[:1]
+    def _pool(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One padded batch's token states pooled as the model was trained (padding masked out), unit length."""
+        states = self.model.run(feeds)
         if self.pooling == "cls":
             pooled = states[:, 0]
         else:
-            weights = mask[:, :, None].astype(np.float32)
+            weights = feeds["attention_mask"][:, :, None].astype(np.float32)
             pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
@@ -142,22 +135,16 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         lengths = np.zeros(len(texts), dtype=np.int64)
         start = time.perf_counter()
+        profile = profile_for(self.model.provider)
         for first in range(0, len(texts), WINDOW):
             encodings = self.tokenizer.encode_batch(list(texts[first : first + WINDOW]))
-            ids = [e.ids for e in encodings]
-            lengths[first : first + len(ids)] = [len(row) for row in ids]
-            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            batch: list[int] = []
-            for index in order + [-1]:
-                width = len(ids[index]) if index >= 0 else 0
-                if batch and (index < 0 or (len(batch) + 1) * width > BATCH_TOKENS):
-                    rows = np.array(batch) + first
-                    out[rows] = self._run([ids[i] for i in batch])
-                    if advance:
-                        advance(len(batch))
-                    batch = []
-                if index >= 0:
-                    batch.append(index)
+            ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+            window = np.fromiter((len(row) for row in ids), np.int64, len(ids))
+            lengths[first : first + len(ids)] = window
+            for batch in plan_for(window, profile):
+                out[batch.rows + first] = self._pool(pad_batch(ids, None, batch, self.pad_id))
+                if advance:
+                    advance(len(batch.rows))
         self.stats.tokens += int(lengths.sum())
         self.stats.seconds += time.perf_counter() - start
         return out, lengths
