@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -376,6 +377,24 @@ def test_model_quality_counts_an_intermediate_runs_starting_checkpoint(tmp_path:
     report["machine"] = machine
     row = next(line for line in markdown(report).splitlines() if line.startswith("| wdc-shoes"))
     assert f"after `{start}` (42.0 min of training)" in row and "| 10.0 + 42.0 min |" in row
+
+
+def test_model_quality_separates_the_transferred_thresholds_cost() -> None:
+    from benchmarks.model_quality import threshold_transfer, transfer_table
+
+    class Scores:
+        def predict(self, texts: list[tuple[str, str]], **kwargs: object) -> list[float]:
+            return [0.2, 0.4, 0.6, 0.97, 0.98, 0.99][: len(texts)]
+
+    valid = pa.table({"query": list("abcdef"), "candidate": list("uvwxyz"), "label": [0, 0, 1, 1, 0, 1]})
+    transfer = threshold_transfer(valid, Scores(), threshold=0.95)
+    assert transfer["f1_at_sources_threshold"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))  # 2 of 3 right
+    assert transfer["precision_at_sources_threshold"] == pytest.approx(2 / 3)
+    assert transfer["best_f1"] > transfer["f1_at_sources_threshold"] and transfer["best_threshold"] < 0.95
+    runs = {"leave-one-out/abt-buy/titles/pairs/25 min": {"tests": {"abt-buy": {"f1": 0.6, "transfer": transfer}}}}
+    row = transfer_table(runs)[-2]
+    assert row.startswith("| abt-buy | titles | 0.950 | 0.667 | 0.667 |")
+    assert transfer_table({"per-dataset/abt-buy/titles/pairs/15 min": {"tests": {"abt-buy": {"f1": 0.8}}}}) == []
 
 
 def test_reproduce_runs_every_step_through_existing_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
