@@ -3,7 +3,7 @@
 `STEPS` is the list of steps and what runs them: one function a step, each running the commands a person would
 type (printed before they run) and writing exactly the committed reports under `--results`; models and artifacts
 go under `--work`. `--help` lists the steps. On 2 quiet cores the quality step trains for the sum of QUALITY_RUNS'
-budgets (about five hours); the others take about three. Without the data folder it says so and exits 0.
+and INTERMEDIATE_RUNS' budgets (about eight hours); the others take about three. Without the data folder it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -31,8 +31,17 @@ QUALITY_RUNS = (
     ("per-dataset", "walmart-amazon", "records", "pairs", 40),
     *(("per-dataset", f"wdc-{name}", "titles", "pairs", 10) for name in ("cameras", "computers", "shoes", "watches")),
     *(("leave-one-out", name, "titles", "pairs", 25) for name in ("abt-buy", "walmart-amazon")),
+    ("leave-one-out", "walmart-amazon", "records", "pairs", 25),
+    ("per-dataset", "abt-buy", "titles", "pairs-augment-0.5", 15),
+    ("per-dataset", "abt-buy", "titles", "pairs-augment-0.5", 40),
 )
 JOINT = "joint/all/titles/pairs/40 min"  # the checkpoint and artifact the throughput steps measure
+# (tested dataset, budget in minutes): per-dataset runs on titles that fine-tune the JOINT checkpoint.
+INTERMEDIATE_RUNS = (
+    *((f"wdc-{name}", 10) for name in ("cameras", "computers", "shoes", "watches")),
+    ("wdc-shoes", 15),
+    ("abt-buy", 15),
+)
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
     "--int8-min-spearman",
@@ -111,6 +120,9 @@ def _quality(bench: Bench) -> None:
         flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
         extra = ("--variant-f1",) if protocol == "joint" else ()
         bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
+    for dataset, budget in INTERMEDIATE_RUNS:
+        flags = ("--dataset", dataset, "--start-from", bench.joint / "checkpoint")
+        bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget)
 
 
 def _minilm(bench: Bench) -> None:

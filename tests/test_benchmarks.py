@@ -411,7 +411,11 @@ def test_reproduce_runs_every_step_through_existing_commands(tmp_path: Path, mon
     assert CliRunner().invoke(reproduce.main, args).exit_code == 0
     modules = {command[0] for command in commands}
     assert all(importlib.util.find_spec(module) is not None for module in modules), modules
-    assert sum(command[0] == "benchmarks.model_quality" for command in commands) == len(reproduce.QUALITY_RUNS) + 1
+    runs = len(reproduce.QUALITY_RUNS) + len(reproduce.INTERMEDIATE_RUNS) + 1  # and the speed run
+    assert sum(command[0] == "benchmarks.model_quality" for command in commands) == runs
+    started = [command for command in commands if "--start-from" in command]
+    assert len(started) == len(reproduce.INTERMEDIATE_RUNS)
+    assert all(c[c.index("--start-from") + 1].endswith("joint/all/titles/pairs/40-min/checkpoint") for c in started)
     labels = [command[command.index("--label") + 1] for command in commands if "--label" in command]
     assert labels == ["default-export", "default-export", "calibrated-export"]  # the committed op-profile names
     outputs = {Path(c[c.index("--out") + 1]).name for c in commands if "--out" in c}
