@@ -9,10 +9,10 @@ The recipe follows the training data (`train.config.choose_recipe`):
 - listwise: the seed recipe, LambdaLoss with the NDCGLoss2++ scheme, lr 2e-5, 1 epoch,
   batch 8 lists; `loss="bce"` runs plain BCE with the same settings.
 
-All warm up over 0.1 (of the first epoch in the pair recipe, of the run otherwise), use 256 tokens per pair, batches
-of rows of similar length (`train.sampler`; `RunOptions.length_grouped`), and stop at `RunOptions.time_budget`. On CUDA they train in fp16
-with gradient checkpointing; the seed recipes train in fp32 on CPU, deterministic for a
-given seed.
+All warm up over 0.1 (of the first epoch in the pair recipe, of the run otherwise), use 256 tokens per pair,
+batches of rows of similar length (`train.sampler`; `RunOptions.length_grouped`), and stop at
+`RunOptions.time_budget`. On CUDA they train in fp16 with gradient checkpointing; the seed recipes train in fp32
+on CPU, deterministic for a given seed. The pair recipe can read its pairs span-augmented (`train.augment`).
 
 The checkpoint directory holds the model (`CrossEncoder(DIR)` loads it), `metrics.json`
 (every figure, the decision `threshold`, the `activation`, which recipe ran and why,
