@@ -347,12 +347,18 @@ def test_model_quality_ablation_compares_each_run_with_the_recipe_on_titles() ->
 
     runs = {
         "per-dataset/abt-buy/titles/pairs/15 min": run(0.80, 0.79),
-        "per-dataset/abt-buy/records/pairs/40 min": run(0.85, 0.84),
+        "per-dataset/abt-buy/titles/pairs/10 min": run(0.70, 0.72),
+        "per-dataset/abt-buy/records/pairs/40 min": run(0.85, 0.84),  # no 40-min recipe run: the 15-min one
+        "per-dataset/abt-buy/titles/pairs+intermediate/10 min": run(0.90, 0.80),  # the 10-min recipe run
         "per-dataset/walmart-amazon/titles/seed/15 min": run(0.5, 0.5),  # no recipe run to compare with
         "joint/all/titles/pairs/40 min": run(0.9, 0.9),
     }
     rows = [line for line in ablation(runs) if line.startswith("| abt-buy")]
-    assert rows == ["| abt-buy | records, pairs, 40 min | 0.850 | 0.800 | +0.050 | +0.050 |"]
+    assert rows == [
+        "| abt-buy | records, pairs, 40 min | 0.850 | 0.800 (15 min) | +0.050 | +0.050 |",
+        "| abt-buy | titles, pairs+intermediate, 10 min | 0.900 | 0.700 (10 min) | +0.200 | +0.080 |",
+        "| abt-buy | titles, pairs, 10 min | 0.700 | 0.800 (15 min) | -0.100 | -0.070 |",
+    ]
 
 
 def test_model_quality_counts_an_intermediate_runs_starting_checkpoint(tmp_path: Path) -> None:
