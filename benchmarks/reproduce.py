@@ -41,6 +41,7 @@ INTERMEDIATE_RUNS = (
     *((f"wdc-{name}", 10) for name in ("cameras", "computers", "shoes", "watches")),
     ("wdc-shoes", 15),
     ("abt-buy", 15),
+    ("abt-buy", 17),
 )
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
