@@ -49,6 +49,7 @@ def test_bad_flags_exit_2_before_any_work(
         ["verify", "artifact", "--checkpoint", "checkpoint", "--int8-min-spearman", "-inf"],
         ["train", "--train", __file__, "-o", "checkpoint", "--lr", "nan"],
         ["train", "--train", __file__, "-o", "checkpoint", "--time-budget", "inf"],
+        ["train", "--train", __file__, "-o", "checkpoint", "--augment", "nan"],
         ["train-embedder", "--train", __file__, "-o", "model", "--epochs", "nan"],
     ],
 )

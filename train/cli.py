@@ -108,7 +108,7 @@ def _by_recipe(name: str) -> str:
 )
 @click.option(
     "--augment",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloat(0.0, 1.0),
     default=OPTIONS.augment,
     show_default=True,
     help="Pair recipe: chance that a side of a training pair is read with a span of words deleted or shuffled.",
