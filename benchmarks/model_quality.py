@@ -47,6 +47,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pairs-lr-2e-5": ({"lr": 2e-5}, {}),
     "pairs-128-tokens": ({"max_length": 128}, {}),
     "pairs-augment-0.5": ({}, {"augment": 0.5}),
+    "pairs-join-codes": ({}, {"join_codes": True}),
 }
 SPEED_PAIRS = 1280  # 40 steps of 32 pairs, 160 of 8
 VALID_CAP = 1000  # valid pairs a source adds to a pooled valid set (each epoch scores them all)

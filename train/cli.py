@@ -114,6 +114,13 @@ def _by_recipe(name: str) -> str:
     help="Pair recipe: chance that a side of a training pair is read with a span of words deleted or shuffled.",
 )
 @click.option(
+    "--join-codes",
+    is_flag=True,
+    default=OPTIONS.join_codes,
+    help="Tokenize product codes alike with or without hyphens (DSC-W170 as DSCW170); the rule is saved in the "
+    "checkpoint's tokenizer, so export and `scorer run` apply it too.",
+)
+@click.option(
     "--bf16/--no-bf16",
     default=OPTIONS.bf16,
     help="bf16 autocast on CPU. [default: on for the pair recipe where the CPU has AMX or AVX512-BF16]",
@@ -149,6 +156,7 @@ def train(
     both_orders: bool,
     pos_weight: float | None,
     augment: float,
+    join_codes: bool,
     bf16: bool | None,
     query_col: str,
     candidate_col: str,
@@ -179,6 +187,7 @@ def train(
         both_orders=both_orders,
         pos_weight=pos_weight,
         augment=augment,
+        join_codes=join_codes,
         bf16=bf16,
         query_col=query_col,
         candidate_col=candidate_col,

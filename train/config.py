@@ -61,6 +61,7 @@ class RunOptions:
     a side of a row read is span-augmented, `train.augment`) apply to the pair recipe;
     `bf16` None means on for the pair recipe where the CPU has bf16 instructions;
     `length_grouped` batches rows of similar length (`train.sampler`), else random batches;
+    `join_codes` adds `train.codes`' rule to the tokenizer (saved with the checkpoint);
     `time_budget` (minutes of training) applies to every recipe. The pair columns are
     read as `query` and `candidate`.
     """
@@ -72,6 +73,7 @@ class RunOptions:
     augment: float = 0.0
     bf16: bool | None = None
     length_grouped: bool = True
+    join_codes: bool = False
     query_col: str = "query"
     candidate_col: str = "candidate"
 

@@ -66,6 +66,7 @@ def render_model_card(metrics: dict[str, Any]) -> str:
     hyper = [
         ("recipe", f"{metrics['recipe']} ({metrics['recipe_reason']})"),
         ("pair text", _text(metrics["text"])),
+        ("product codes", "hyphens inside codes dropped (`train.codes`)" if metrics["codes_joined"] else "as written"),
         ("loss", config["loss"]),
         ("epochs", config["epochs"]),
         ("max steps", config["max_steps"]),

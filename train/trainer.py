@@ -65,6 +65,7 @@ from scorer.precision import cpu_info
 from scorer.record_text import normal
 from scorer.versions import installed_versions
 from train.augment import PairAugmenter
+from train.codes import join_codes, joins_codes
 from train.config import Recipe, RunOptions, TrainConfig, choose_recipe, resolve
 from train.data import RELEVANT, DataFile, as_lists, as_pairs, both_orders, read_files
 from train.errors import BaseModelError
@@ -89,6 +90,19 @@ def load_base_model(config: TrainConfig) -> CrossEncoder:
         )
     except (OSError, ValueError) as exc:
         raise BaseModelError(f"cannot load base model {config.base_model!r}: {exc}") from None
+
+
+def tokenizer_rules(model: CrossEncoder, options: RunOptions) -> bool:
+    """Add the rules the options ask for to the model's tokenizer; whether it joins codes (`train.codes`), which a
+    base checkpoint trained with the rule does whatever the options say."""
+    tokenizer = model.tokenizer
+    if not tokenizer.is_fast:
+        if options.join_codes:
+            raise BaseModelError(f"--join-codes needs a fast tokenizer; {model.config.name_or_path!r} has none")
+        return False
+    if options.join_codes:
+        join_codes(tokenizer.backend_tokenizer)
+    return joins_codes(tokenizer.backend_tokenizer)
 
 
 def positive_weight(pairs: pa.Table) -> float:
@@ -226,6 +240,7 @@ def fit(
     recipe, reason = choose_recipe([f.format for f in train_data], config.loss)
     config = resolve(config, recipe)
     model = load_base_model(config)
+    codes_joined = tokenizer_rules(model, options)
     dataset, loss, unit, weight = _dataset_and_loss(model, train_data, config, recipe, options)
     cuda = model.device.type == "cuda"
     bf16 = use_bf16(recipe, options, cuda)
@@ -255,6 +270,7 @@ def fit(
         "recipe": recipe,
         "recipe_reason": reason,
         "text": trained_text(train_data, options),
+        "codes_joined": codes_joined,
         "threshold": figures.pop("threshold"),
         "threshold_source": figures.pop("threshold_source"),
         "activation": fullname(model.activation_fn),
