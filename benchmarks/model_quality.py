@@ -166,6 +166,19 @@ def _variant_scores(checkpoint: Path, work: Path, tests: dict[str, Path]) -> tup
     return chosen, scores
 
 
+def add_variant_f1(work: Path, tests: dict[str, dict[str, Any]]) -> str:
+    """Score the test splits a run wrote under `work` with its checkpoint's default variant (`scorer run`'s auto),
+    each at torch's threshold; adds `variant_f1` to each test's figures and returns the variant auto picked."""
+    from train.evaluate import pair_metrics
+
+    chosen, scores = _variant_scores(work / "checkpoint", work, {d: work / f"{d}.parquet" for d in tests})
+    for d, figures in tests.items():
+        figures["variant_f1"] = pair_metrics(pq.read_table(work / f"{d}.parquet"), scores[d], figures["threshold"])[
+            "f1"
+        ]
+    return chosen
+
+
 def run_protocol(
     data: Path,
     protocol: str,
@@ -205,15 +218,11 @@ def run_protocol(
     for d, valid in tables["valids"].items():  # joint: each dataset's threshold on its own valid split
         thresholds[d] = pair_metrics(valid, predict(model, valid))["threshold"]
     torch_scores = {d: predict(model, t) for d, t in tables["tests"].items()}
-    chosen, variant_scores = None, {}
-    if variant_f1:
-        chosen, variant_scores = _variant_scores(checkpoint, work, {d: files[d] for d in tables["tests"]})
     tests = {}
     for d, table in tables["tests"].items():
         figures = pair_metrics(table, torch_scores[d], thresholds[d])
         tests[d] = {k: figures[k] for k in ("pairs", "f1", "precision", "recall", "threshold")}
-        if d in variant_scores:
-            tests[d]["variant_f1"] = pair_metrics(table, variant_scores[d], thresholds[d])["f1"]
+    chosen = add_variant_f1(work, tests) if variant_f1 else None
     if tables["target_valid"] is not None:
         tests[dataset]["transfer"] = threshold_transfer(tables["target_valid"], model, metrics["threshold"])
     run = metrics["train"]
@@ -455,6 +464,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_report(out: Path) -> dict[str, Any]:
+    """The report as it is on disk now: runs sharing the machine each add their own record when they finish, so it
+    is read just before writing, never at the start of a run."""
+    path = out / f"{NAME}.json"
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "speed": {}}
+
+
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="per-dataset", show_default=True)
@@ -464,6 +480,12 @@ def markdown(report: dict[str, Any]) -> str:
 @click.option("--budget", type=float, default=15.0, show_default=True, help="Minutes of training per run.")
 @click.option("--cap", type=int, default=1200, show_default=True, help="leave-one-out: most pairs a source.")
 @click.option("--variant-f1", is_flag=True, help="Also export and score the test splits with `scorer run`.")
+@click.option(
+    "--variant-f1-only",
+    is_flag=True,
+    help="Train nothing: export the checkpoint of this run, which an earlier run wrote under --work, and add the "
+    "default variant's F1 to its record.",
+)
 @click.option(
     "--start-from",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -492,6 +514,7 @@ def main(
     budget: float,
     cap: int,
     variant_f1: bool,
+    variant_f1_only: bool,
     start_from: Path | None,
     time_speed: bool,
     threads: int,
@@ -505,16 +528,24 @@ def main(
     if dataset not in datasets(data):
         click.echo(f"skipped: no {dataset} pairs under {data / 'pairs'} (give --data)", err=True)
         return
-    previous = out / f"{NAME}.json"
-    report = json.loads(previous.read_text()) if previous.is_file() else {"runs": {}, "speed": {}}
     if time_speed:
-        report["speed"][dataset] = speed(data, dataset, work / "speed" / dataset) | {"threads": threads}
-        click.echo(json.dumps(report["speed"][dataset]))
+        timed = speed(data, dataset, work / "speed" / dataset) | {"threads": threads}
+        report = read_report(out)
+        report["speed"][dataset] = timed
+        click.echo(json.dumps(timed))
     else:
         tested = "all" if protocol == "joint" else dataset
         label = f"{variant}+intermediate" if start_from else variant
         key = f"{protocol}/{tested}/{columns}/{label}/{budget:g} min"
         directory = run_directory(work, key)
+        if variant_f1_only:
+            report = read_report(out)
+            if key not in report["runs"]:
+                raise click.UsageError(f"no run {key!r} in {out / NAME}.json to add the variant's F1 to")
+            report["runs"][key]["variant"] = add_variant_f1(directory, report["runs"][key]["tests"])
+            report |= header(f"benchmarks.{NAME}")
+            write_report(out, NAME, report, markdown(report))
+            return
         run = run_protocol(
             data,
             protocol,
@@ -527,6 +558,7 @@ def main(
             variant_f1=variant_f1,
             start_from=start_from,
         )
+        report = read_report(out)
         report["runs"][key] = run | {"threads": threads, "command": header(f"benchmarks.{NAME}")["command"]}
         for d, test in run["tests"].items():
             click.echo(f"{key} {d}: test F1 {test['f1']:.3f} (valid F1 {run['valid_f1']:.3f})")

@@ -19,6 +19,12 @@ import click
 
 from benchmarks.model_quality import run_directory
 
+
+def joint_run(variant: str) -> str:
+    """The key of the joint titles run of a variant: the checkpoint its intermediate runs start from."""
+    return f"joint/all/titles/{variant}/40 min"
+
+
 # (protocol, tested dataset, columns, variant, budget in minutes): the runs of benchmarks/results/quality.
 QUALITY_RUNS = (
     ("joint", "abt-buy", "titles", "pairs", 40),
@@ -34,14 +40,21 @@ QUALITY_RUNS = (
     ("leave-one-out", "walmart-amazon", "records", "pairs", 25),
     ("per-dataset", "abt-buy", "titles", "pairs-augment-0.5", 15),
     ("per-dataset", "abt-buy", "titles", "pairs-augment-0.5", 40),
+    ("per-dataset", "abt-buy", "titles", "pairs-join-codes", 15),
+    ("joint", "abt-buy", "titles", "pairs-join-codes", 40),
+    ("leave-one-out", "abt-buy", "titles", "pairs-join-codes", 25),
+    ("leave-one-out", "walmart-amazon", "records", "pairs-join-codes", 25),
 )
-JOINT = "joint/all/titles/pairs/40 min"  # the checkpoint and artifact the throughput steps measure
-# (tested dataset, budget in minutes): per-dataset runs on titles that fine-tune the JOINT checkpoint.
+JOINT = joint_run("pairs")  # the checkpoint and artifact the throughput steps measure
+# (tested dataset, variant, budget in minutes): per-dataset runs on titles that fine-tune the joint titles
+# checkpoint of the same variant (`joint_run`), which QUALITY_RUNS trains first.
 INTERMEDIATE_RUNS = (
-    *((f"wdc-{name}", 10) for name in ("cameras", "computers", "shoes", "watches")),
-    ("wdc-shoes", 15),
-    ("abt-buy", 15),
-    ("abt-buy", 17),
+    *((f"wdc-{name}", "pairs", 10) for name in ("cameras", "computers", "shoes", "watches")),
+    ("wdc-shoes", "pairs", 15),
+    ("abt-buy", "pairs", 15),
+    ("abt-buy", "pairs", 17),
+    ("wdc-shoes", "pairs-join-codes", 10),
+    ("abt-buy", "pairs-join-codes", 15),
 )
 # Random weights: no quality gate can apply (bf16 is gated like int8).
 LOOSE_GATES = [
@@ -121,8 +134,9 @@ def _quality(bench: Bench) -> None:
         flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
         extra = ("--variant-f1",) if protocol == "joint" else ()
         bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
-    for dataset, budget in INTERMEDIATE_RUNS:
-        flags = ("--dataset", dataset, "--start-from", bench.joint / "checkpoint")
+    for dataset, variant, budget in INTERMEDIATE_RUNS:
+        start = run_directory(bench.work / "quality", joint_run(variant)) / "checkpoint"
+        flags = ("--dataset", dataset, "--variant", variant, "--start-from", start)
         bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget)
 
 

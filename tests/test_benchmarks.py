@@ -421,9 +421,77 @@ def test_reproduce_runs_every_step_through_existing_commands(tmp_path: Path, mon
     assert sum(command[0] == "benchmarks.model_quality" for command in commands) == runs
     started = [command for command in commands if "--start-from" in command]
     assert len(started) == len(reproduce.INTERMEDIATE_RUNS)
-    assert all(c[c.index("--start-from") + 1].endswith("joint/all/titles/pairs/40-min/checkpoint") for c in started)
+    for command in started:  # each fine-tunes the joint checkpoint of its own variant, which a quality run trains
+        variant = command[command.index("--variant") + 1]
+        assert ("joint", "abt-buy", "titles", variant, 40) in reproduce.QUALITY_RUNS
+        assert command[command.index("--start-from") + 1].endswith(f"joint/all/titles/{variant}/40-min/checkpoint")
     labels = [command[command.index("--label") + 1] for command in commands if "--label" in command]
     assert labels == ["default-export", "default-export", "calibrated-export"]  # the committed op-profile names
     outputs = {Path(c[c.index("--out") + 1]).name for c in commands if "--out" in c}
     committed = {p.name for p in Path("benchmarks/results").iterdir()}
     assert outputs - {"op-profile"} <= committed, outputs - committed
+
+
+def test_model_quality_keeps_the_records_other_runs_wrote_while_it_trained(
+    three_datasets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import model_quality
+
+    out = tmp_path / "report"
+    figures = {"tests": {"beta": {"f1": 0.5, "precision": 0.5, "recall": 0.5, "pairs": 8, "threshold": 0.5}}}
+    record = figures | {
+        "protocol": "per-dataset",
+        "sources": ["beta"],
+        "train_pairs": 30,
+        "valid_f1": 0.5,
+        "epochs": 1.0,
+        "stopped": "time budget",
+        "best": None,
+        "pairs_per_s": None,
+        "seconds": 60.0,
+        "cpu_seconds": 50.0,
+        "command": "python -m benchmarks.model_quality --dataset alpha",
+    }
+
+    def trained_while_another_run_finished(*args: object, **kwargs: object) -> dict:
+        other = model_quality.read_report(out)
+        other["runs"]["per-dataset/alpha/titles/pairs/15 min"] = record
+        other |= model_quality.header("benchmarks.model_quality")
+        model_quality.write_report(out, model_quality.NAME, other, model_quality.markdown(other))
+        return record
+
+    monkeypatch.setattr(model_quality, "run_protocol", trained_while_another_run_finished)
+    args = ["--data", str(three_datasets), "--dataset", "beta", "--out", str(out), "--work", str(tmp_path / "w")]
+    result = CliRunner().invoke(model_quality.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    runs = model_quality.read_report(out)["runs"]
+    assert set(runs) == {"per-dataset/alpha/titles/pairs/15 min", "per-dataset/beta/titles/pairs/15 min"}
+
+
+def test_model_quality_adds_the_variants_f1_to_an_earlier_run(
+    three_datasets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import model_quality
+
+    out, work = tmp_path / "report", tmp_path / "w"
+    key = "per-dataset/beta/titles/pairs/15 min"
+    directory = model_quality.run_directory(work, key)
+    directory.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"query": ["a", "b", "c", "d"], "label": pa.array([1, 1, 0, 0], pa.int8())}),
+        directory / "beta.parquet",
+    )
+    test = {"f1": 1.0, "precision": 1.0, "recall": 1.0, "pairs": 4, "threshold": 0.5}
+    report = {"runs": {key: {"tests": {"beta": test}}}, "speed": {}}
+    (out / "model_quality.json").parent.mkdir()
+    (out / "model_quality.json").write_text(json.dumps(report))
+    monkeypatch.setattr(model_quality, "markdown", lambda report: "")
+    scored = {"beta": np.array([0.9, 0.4, 0.6, 0.1])}  # one match missed, one non-match taken: F1 0.5
+    monkeypatch.setattr(model_quality, "_variant_scores", lambda checkpoint, work, tests: ("bf16", scored))
+    args = ["--data", str(three_datasets), "--dataset", "beta", "--out", str(out), "--work", str(work)]
+    result = CliRunner().invoke(model_quality.main, [*args, "--variant-f1-only"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = model_quality.read_report(out)["runs"][key]
+    assert run["variant"] == "bf16" and run["tests"]["beta"]["variant_f1"] == pytest.approx(0.5)
+    absent = CliRunner().invoke(model_quality.main, [*args, "--variant-f1-only", "--budget", "40"])
+    assert absent.exit_code == 2 and "no run 'per-dataset/beta/titles/pairs/40 min'" in absent.output
