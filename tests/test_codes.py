@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,6 +68,8 @@ def test_a_checkpoint_trained_to_join_codes_scores_both_spellings_alike_in_torch
     metrics = train([data], tmp_path / "ckpt", config, progress=False, options=RunOptions(bf16=False, join_codes=True))
     assert (plain["codes_joined"], metrics["codes_joined"]) == (False, True)
     assert "hyphens inside codes dropped" in (tmp_path / "ckpt" / "README.md").read_text()
+    then = dataclasses.replace(config, base_model=str(tmp_path / "ckpt"))  # intermediate training keeps the rule
+    assert train([data], tmp_path / "then", then, progress=False, options=RunOptions(bf16=False))["codes_joined"]
 
     hyphens = [(q, c) for q, c, _, _ in SPELLINGS]
     joined = [(q, c) for _, _, q, c in SPELLINGS]

@@ -92,9 +92,9 @@ def load_base_model(config: TrainConfig) -> CrossEncoder:
         raise BaseModelError(f"cannot load base model {config.base_model!r}: {exc}") from None
 
 
-def tokenizer_rules(model: CrossEncoder, options: RunOptions) -> bool:
-    """Add the rules the options ask for to the model's tokenizer; whether it joins codes (`train.codes`), which a
-    base checkpoint trained with the rule does whatever the options say."""
+def codes_rule(model: CrossEncoder, options: RunOptions) -> bool:
+    """Add `train.codes`' rule to the model's tokenizer where the options ask for it; whether the tokenizer now
+    joins codes (a base checkpoint trained with the rule already does)."""
     tokenizer = model.tokenizer
     if not tokenizer.is_fast:
         if options.join_codes:
@@ -240,7 +240,7 @@ def fit(
     recipe, reason = choose_recipe([f.format for f in train_data], config.loss)
     config = resolve(config, recipe)
     model = load_base_model(config)
-    codes_joined = tokenizer_rules(model, options)
+    codes_joined = codes_rule(model, options)
     dataset, loss, unit, weight = _dataset_and_loss(model, train_data, config, recipe, options)
     cuda = model.device.type == "cuda"
     bf16 = use_bf16(recipe, options, cuda)
