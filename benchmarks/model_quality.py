@@ -539,10 +539,13 @@ def main(
         key = f"{protocol}/{tested}/{columns}/{label}/{budget:g} min"
         directory = run_directory(work, key)
         if variant_f1_only:
-            report = read_report(out)
-            if key not in report["runs"]:
+            runs = read_report(out)["runs"]
+            if key not in runs:
                 raise click.UsageError(f"no run {key!r} in {out / NAME}.json to add the variant's F1 to")
-            report["runs"][key]["variant"] = add_variant_f1(directory, report["runs"][key]["tests"])
+            tests = runs[key]["tests"]
+            chosen = add_variant_f1(directory, tests)
+            report = read_report(out)  # read again: other runs may have written meanwhile
+            report["runs"][key] |= {"variant": chosen, "tests": tests}
             report |= header(f"benchmarks.{NAME}")
             write_report(out, NAME, report, markdown(report))
             return

@@ -487,11 +487,19 @@ def test_model_quality_adds_the_variants_f1_to_an_earlier_run(
     (out / "model_quality.json").write_text(json.dumps(report))
     monkeypatch.setattr(model_quality, "markdown", lambda report: "")
     scored = {"beta": np.array([0.9, 0.4, 0.6, 0.1])}  # one match missed, one non-match taken: F1 0.5
-    monkeypatch.setattr(model_quality, "_variant_scores", lambda checkpoint, work, tests: ("bf16", scored))
+
+    def scored_while_another_run_finished(checkpoint: Path, work: Path, tests: dict) -> tuple[str, dict]:
+        other = model_quality.read_report(out)
+        other["runs"]["per-dataset/alpha/titles/pairs/15 min"] = {"tests": {}}
+        (out / "model_quality.json").write_text(json.dumps(other))
+        return "bf16", scored
+
+    monkeypatch.setattr(model_quality, "_variant_scores", scored_while_another_run_finished)
     args = ["--data", str(three_datasets), "--dataset", "beta", "--out", str(out), "--work", str(work)]
     result = CliRunner().invoke(model_quality.main, [*args, "--variant-f1-only"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     run = model_quality.read_report(out)["runs"][key]
     assert run["variant"] == "bf16" and run["tests"]["beta"]["variant_f1"] == pytest.approx(0.5)
+    assert "per-dataset/alpha/titles/pairs/15 min" in model_quality.read_report(out)["runs"]
     absent = CliRunner().invoke(model_quality.main, [*args, "--variant-f1-only", "--budget", "40"])
     assert absent.exit_code == 2 and "no run 'per-dataset/beta/titles/pairs/40 min'" in absent.output
