@@ -133,9 +133,8 @@ def _quality(bench: Bench) -> None:
     bench.run("benchmarks.model_quality", *common, "--dataset", "abt-buy", "--speed")
     for protocol, dataset, columns, variant, budget in QUALITY_RUNS:
         flags = ("--protocol", protocol, "--dataset", dataset, "--columns", columns, "--variant", variant)
-        extra = (
-            ("--variant-f1",) if protocol == "joint" or (dataset, variant) == ("abt-buy", "pairs-join-codes") else ()
-        )
+        scored = protocol == "joint" or (protocol, dataset, variant) == ("per-dataset", "abt-buy", "pairs-join-codes")
+        extra = ("--variant-f1",) if scored else ()
         bench.run("benchmarks.model_quality", *common, *flags, "--budget", budget, *extra)
     for dataset, variant, budget in INTERMEDIATE_RUNS:
         start = run_directory(bench.work / "quality", joint_run(variant)) / "checkpoint"
