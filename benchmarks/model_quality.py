@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import resource
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -465,10 +466,18 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def read_report(out: Path) -> dict[str, Any]:
-    """The report as it is on disk now: runs sharing the machine each add their own record when they finish, so it
-    is read just before writing, never at the start of a run."""
+    """The report as it is on disk now."""
     path = out / f"{NAME}.json"
     return json.loads(path.read_text()) if path.is_file() else {"runs": {}, "speed": {}}
+
+
+def update_report(out: Path, update: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `update` to the report as it is on disk now and write it: runs sharing the machine each add their own
+    record when they finish, so the report is read just before writing, never at the start of a run."""
+    report = read_report(out)
+    update(report)
+    report |= header(f"benchmarks.{NAME}")
+    write_report(out, NAME, report, markdown(report))
 
 
 @click.command()
@@ -530,43 +539,37 @@ def main(
         return
     if time_speed:
         timed = speed(data, dataset, work / "speed" / dataset) | {"threads": threads}
-        report = read_report(out)
-        report["speed"][dataset] = timed
+        update_report(out, lambda report: report["speed"].update({dataset: timed}))
         click.echo(json.dumps(timed))
-    else:
-        tested = "all" if protocol == "joint" else dataset
-        label = f"{variant}+intermediate" if start_from else variant
-        key = f"{protocol}/{tested}/{columns}/{label}/{budget:g} min"
-        directory = run_directory(work, key)
-        if variant_f1_only:
-            runs = read_report(out)["runs"]
-            if key not in runs:
-                raise click.UsageError(f"no run {key!r} in {out / NAME}.json to add the variant's F1 to")
-            tests = runs[key]["tests"]
-            chosen = add_variant_f1(directory, tests)
-            report = read_report(out)  # read again: other runs may have written meanwhile
-            report["runs"][key] |= {"variant": chosen, "tests": tests}
-            report |= header(f"benchmarks.{NAME}")
-            write_report(out, NAME, report, markdown(report))
-            return
-        run = run_protocol(
-            data,
-            protocol,
-            dataset,
-            columns,
-            variant,
-            directory,
-            budget,
-            cap,
-            variant_f1=variant_f1,
-            start_from=start_from,
-        )
-        report = read_report(out)
-        report["runs"][key] = run | {"threads": threads, "command": header(f"benchmarks.{NAME}")["command"]}
-        for d, test in run["tests"].items():
-            click.echo(f"{key} {d}: test F1 {test['f1']:.3f} (valid F1 {run['valid_f1']:.3f})")
-    report |= header(f"benchmarks.{NAME}")
-    write_report(out, NAME, report, markdown(report))
+        return
+    tested = "all" if protocol == "joint" else dataset
+    label = f"{variant}+intermediate" if start_from else variant
+    key = f"{protocol}/{tested}/{columns}/{label}/{budget:g} min"
+    directory = run_directory(work, key)
+    if variant_f1_only:
+        runs = read_report(out)["runs"]
+        if key not in runs:
+            raise click.UsageError(f"no run {key!r} in {out / NAME}.json to add the variant's F1 to")
+        tests = runs[key]["tests"]
+        chosen = add_variant_f1(directory, tests)
+        update_report(out, lambda report: report["runs"][key].update(variant=chosen, tests=tests))
+        return
+    run = run_protocol(
+        data,
+        protocol,
+        dataset,
+        columns,
+        variant,
+        directory,
+        budget,
+        cap,
+        variant_f1=variant_f1,
+        start_from=start_from,
+    )
+    command = header(f"benchmarks.{NAME}")["command"]
+    update_report(out, lambda report: report["runs"].update({key: run | {"threads": threads, "command": command}}))
+    for d, test in run["tests"].items():
+        click.echo(f"{key} {d}: test F1 {test['f1']:.3f} (valid F1 {run['valid_f1']:.3f})")
 
 
 if __name__ == "__main__":
