@@ -90,3 +90,13 @@ def test_a_checkpoint_trained_to_join_codes_scores_both_spellings_alike_in_torch
     scores = pq.read_table(tmp_path / "scores.parquet")["score"].to_numpy()
     assert list(scores[:3]) == list(scores[3:])
     assert abs(scores - torch_scores).max() < 1e-5
+
+
+def test_scorer_train_join_codes_flag_reaches_the_checkpoint(tmp_path: Path, one_torch_thread: None) -> None:
+    data = tmp_path / "pairs.parquet"
+    pq.write_table(pairs_table(32, seed=4), data)
+    base = tiny_cross_encoder("bert", tmp_path / "bert")
+    args = ["train", "--train", data, "--base-model", base, "-o", tmp_path / "ckpt", "--max-steps", "1", "--no-bf16"]
+    result = invoke(*args, "--join-codes")
+    assert result.exit_code == 0, result.output
+    assert joins_codes(Tokenizer.from_file(str(tmp_path / "ckpt" / "tokenizer.json")))
